@@ -1,0 +1,1 @@
+namespace Sealpoint.Oci; internal static class Placeholder { }

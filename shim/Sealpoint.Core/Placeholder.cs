@@ -1,0 +1,1 @@
+namespace Sealpoint.Core; internal static class Placeholder { }

@@ -1,0 +1,1 @@
+namespace Sealpoint.TestSupport; internal static class Placeholder { }
