@@ -1,0 +1,228 @@
+using System.Security.Cryptography;
+using Sealpoint.Core.Crypto;
+using Sealpoint.Core.Format;
+using Sealpoint.Core.Keys;
+
+namespace Sealpoint.Core.Checkpoint;
+
+/// <summary>
+/// A sealed checkpoint directory opened with a recipient's key: the envelope is authenticated, the directory
+/// listing checked against it, and files are verified before any of their plaintext is released.
+/// </summary>
+public sealed class SealedCheckpoint : IDisposable
+{
+    private readonly byte[] _dataKey;
+
+    private SealedCheckpoint(string directory, Envelope envelope, byte[] dataKey)
+    {
+        Directory = directory;
+        Envelope = envelope;
+        _dataKey = dataKey;
+    }
+
+    public string Directory { get; }
+    public Envelope Envelope { get; }
+
+    public static bool IsSealed(string directory) => File.Exists(Path.Combine(directory, ImageFiles.EnvelopeName));
+
+    /// <summary>The envelope as stored, without a key: its contents are not authenticated (for inspect).</summary>
+    public static Envelope ReadEnvelopeUnverified(string directory) =>
+        EnvelopeFile.Read(Path.Combine(directory, ImageFiles.EnvelopeName)).Envelope;
+
+    public static SealedCheckpoint Open(string directory, Identity identity)
+    {
+        directory = Path.GetFullPath(directory);
+        string path = Path.Combine(directory, ImageFiles.EnvelopeName);
+        var file = EnvelopeFile.Read(path);
+        byte[] key = identity.UnwrapDataKey(file.Envelope, path);
+        try
+        {
+            file.VerifyMac(key, path);
+            var checkpoint = new SealedCheckpoint(directory, file.Envelope, key);
+            checkpoint.CheckListing();
+            return checkpoint;
+        }
+        catch
+        {
+            CryptographicOperations.ZeroMemory(key);
+            throw;
+        }
+    }
+
+    /// <summary>The directory holds exactly the envelope's files, each of the right type and sealed size.</summary>
+    private void CheckListing()
+    {
+        var listed = Envelope.Files.ToDictionary(f => f.Name, StringComparer.Ordinal);
+        foreach (var entry in new DirectoryInfo(Directory).EnumerateFileSystemInfos())
+        {
+            if (entry.Name == ImageFiles.EnvelopeName) continue;
+            if (!listed.ContainsKey(entry.Name))
+                throw new IntegrityException($"'{entry.Name}' in {Directory} is not in the envelope (added after sealing)",
+                    $"remove '{entry.Name}' if it is not part of the checkpoint, or use an intact copy");
+        }
+        foreach (var f in Envelope.Files)
+        {
+            string path = Path.Combine(Directory, f.Name);
+            var info = new FileInfo(path);
+            if (f.Kind == FileEntryKinds.Symlink)
+            {
+                if (info.LinkTarget != f.Target)
+                    throw new IntegrityException($"symlink '{f.Name}' in {Directory} is missing or points to '{info.LinkTarget}' instead of '{f.Target}'");
+                continue;
+            }
+            if (!info.Exists || info.LinkTarget is not null)
+                throw new IntegrityException($"'{f.Name}' listed in the envelope is missing from {Directory} (deleted after sealing)");
+            long expected = f.IsSealed ? SealedFile.SealedSize(f.Kind == FileEntryKinds.Pages ? SealedFileKind.Pages : SealedFileKind.Stream, f.Size!.Value) : f.Size!.Value;
+            if (info.Length != expected)
+                throw new IntegrityException($"'{f.Name}' in {Directory} has {info.Length} bytes, the envelope says {expected} (truncated, extended or replaced)");
+        }
+    }
+
+    /// <summary>Verifies every file completely without writing plaintext anywhere.</summary>
+    public void Verify() => ForEachFile((entry, _) => ProcessFile(entry, destinationDirectory: null), null);
+
+    /// <summary>
+    /// Verifies and decrypts the whole checkpoint into <paramref name="outputDirectory"/> (missing or empty).
+    /// Work happens in a sibling folder that becomes <paramref name="outputDirectory"/> only when every file verified;
+    /// on any failure it is removed, so no plaintext of a bad checkpoint is left behind.
+    /// </summary>
+    public void DecryptTo(string outputDirectory)
+    {
+        outputDirectory = Path.GetFullPath(outputDirectory);
+        if (System.IO.Directory.Exists(outputDirectory) && System.IO.Directory.EnumerateFileSystemEntries(outputDirectory).Any())
+            throw new SealpointException(ErrorKind.Usage, $"{outputDirectory} is not empty", "give a new or empty output directory");
+        string partial = $"{outputDirectory.TrimEnd('/')}.sealpoint-partial-{Hex.Lower(RandomNumberGenerator.GetBytes(4))}";
+        System.IO.Directory.CreateDirectory(partial, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        try
+        {
+            ForEachFile((entry, _) => ProcessFile(entry, partial), partial);
+            if (System.IO.Directory.Exists(outputDirectory)) System.IO.Directory.Delete(outputDirectory);
+            System.IO.Directory.Move(partial, outputDirectory);
+        }
+        catch
+        {
+            FileSystem.RemoveTree(partial);
+            throw;
+        }
+    }
+
+    /// <summary>A verifying, decrypting stream over one sealed file (plaintext files are checked against their digest at the end).</summary>
+    public Stream OpenFile(string name)
+    {
+        var entry = Envelope.Files.FirstOrDefault(f => f.Name == name)
+            ?? throw new SealpointException(ErrorKind.NotFound, $"'{name}' is not part of checkpoint {Envelope.CheckpointId}");
+        string path = Path.Combine(Directory, name);
+        if (!entry.IsSealed) return new PlainVerifyingStream(File.OpenRead(path), entry);
+        var input = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        try
+        {
+            var (header, headerBytes) = ReadHeader(input, entry);
+            return new OpeningStream(input, SealedFile.CreateCipher(_dataKey, header, name), header, headerBytes, name, entry.Size!.Value, entry.Digest!);
+        }
+        catch
+        {
+            input.Dispose();
+            throw;
+        }
+    }
+
+    private void ForEachFile(Action<FileEntry, string?> body, string? destination)
+    {
+        // Largest first, so the big page files do not start last.
+        var order = Envelope.Files.OrderByDescending(f => f.Size ?? 0).ToList();
+        try
+        {
+            Parallel.ForEach(order, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, f => body(f, destination));
+        }
+        catch (AggregateException e) when (e.InnerExceptions.FirstOrDefault(x => x is SealpointException) is { } first)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
+        }
+    }
+
+    private void ProcessFile(FileEntry entry, string? destinationDirectory)
+    {
+        string source = Path.Combine(Directory, entry.Name);
+        string? target = destinationDirectory is null ? null : Path.Combine(destinationDirectory, entry.Name);
+        if (entry.Kind == FileEntryKinds.Symlink)
+        {
+            if (target is not null) File.CreateSymbolicLink(target, entry.Target!);
+            return;
+        }
+        if (!entry.IsSealed)
+        {
+            using var verify = new PlainVerifyingStream(File.OpenRead(source), entry);
+            using var output = target is null ? Stream.Null : CreatePrivate(target);
+            verify.CopyTo(output);
+            return;
+        }
+        using var input = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        var (header, headerBytes) = ReadHeader(input, entry);
+        Func<FileCipher> newCipher = () => SealedFile.CreateCipher(_dataKey, header, entry.Name);
+        if (target is null)
+        {
+            using var opening = new OpeningStream(new NonClosingStream(input), newCipher(), header, headerBytes, entry.Name, entry.Size!.Value, entry.Digest!);
+            opening.CopyTo(Stream.Null, 1 << 20);
+            return;
+        }
+        using var destinationStream = CreatePrivate(target);
+        var destination = destinationStream.SafeFileHandle;
+        SealedFileIO.Open(input.SafeFileHandle, input, header, headerBytes, entry.Name, entry.Size!.Value, entry.Digest!, destination, newCipher);
+    }
+
+    private (SealedFileHeader, byte[]) ReadHeader(Stream input, FileEntry entry)
+    {
+        byte[] bytes = new byte[SealedFile.HeaderSize];
+        if (input.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false) < bytes.Length)
+            throw new IntegrityException($"'{entry.Name}' is truncated (no complete header)");
+        var header = SealedFile.ParseHeader(bytes, entry.Name);
+        string owner = Hex.Lower(header.CheckpointId);
+        if (owner != Envelope.CheckpointId)
+            throw new IntegrityException($"'{entry.Name}' belongs to checkpoint {owner}, not to {Envelope.CheckpointId} (files mixed between checkpoints)");
+        var expectedKind = entry.Kind == FileEntryKinds.Pages ? SealedFileKind.Pages : SealedFileKind.Stream;
+        var expectedCipher = AeadAlgorithms.Parse(expectedKind == SealedFileKind.Pages ? Envelope.PagesCipher : Envelope.MetadataCipher, "envelope");
+        if (header.Kind != expectedKind || header.Aead != expectedCipher)
+            throw new IntegrityException($"'{entry.Name}' is not the kind of sealed file the envelope lists (swapped with another file)");
+        return (header, bytes);
+    }
+
+    private static FileStream CreatePrivate(string path) => new(path, new FileStreamOptions
+    {
+        Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+    });
+
+    public void Dispose() => CryptographicOperations.ZeroMemory(_dataKey);
+}
+
+/// <summary>Reads a plaintext file and fails at its end unless size and SHA-256 match the envelope.</summary>
+internal sealed class PlainVerifyingStream(Stream inner, FileEntry entry) : Stream
+{
+    private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private long _read;
+
+    public override int Read(Span<byte> buffer)
+    {
+        int n = inner.Read(buffer);
+        if (n > 0) { _hash.AppendData(buffer[..n]); _read += n; return n; }
+        if (_read != entry.Size || "sha256:" + Hex.Lower(_hash.GetHashAndReset()) != entry.Digest)
+            throw new IntegrityException($"plaintext file '{entry.Name}' does not match its envelope entry (modified after sealing)");
+        return 0;
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => entry.Size ?? 0;
+    public override long Position { get => _read; set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) { inner.Dispose(); _hash.Dispose(); }
+        base.Dispose(disposing);
+    }
+}

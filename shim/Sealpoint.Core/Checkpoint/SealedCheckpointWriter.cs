@@ -1,0 +1,242 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using Microsoft.Win32.SafeHandles;
+using Sealpoint.Core.Crypto;
+using Sealpoint.Core.Format;
+
+namespace Sealpoint.Core.Checkpoint;
+
+/// <summary>
+/// Writes one sealed checkpoint into a directory. Files may be added concurrently (from disk or as streams);
+/// the envelope is written last by <see cref="Complete"/>, so a directory without it is never taken for a checkpoint.
+/// Disposing an uncompleted writer removes everything it wrote.
+/// </summary>
+public sealed class SealedCheckpointWriter : IDisposable
+{
+    private const UnixFileMode PrivateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    private const UnixFileMode PrivateDir = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
+    private readonly byte[] _dataKey = RandomNumberGenerator.GetBytes(32);
+    private readonly byte[] _checkpointId = RandomNumberGenerator.GetBytes(SealedFile.IdSize);
+    private readonly SealOptions _options;
+    private readonly IReadOnlyList<RecipientStanza> _stanzas;
+    private readonly ConcurrentDictionary<string, FileEntry?> _entries = new(StringComparer.Ordinal);
+    private readonly bool _createdDirectory;
+    private bool _completed;
+
+    private SealedCheckpointWriter(string directory, SealOptions options, bool createdDirectory)
+    {
+        Directory = directory;
+        _options = options;
+        _createdDirectory = createdDirectory;
+        if (options.Recipients.Count == 0)
+            throw new SealpointException(ErrorKind.Usage, "no recipients given", "name at least one recipient certificate (--recipient CERT)");
+        // Wrapping first: a bad recipient fails before anything is written.
+        _stanzas = options.Recipients.DistinctBy(r => r.Id).Select(r => r.Wrap(_dataKey, _checkpointId)).ToList();
+    }
+
+    public string Directory { get; }
+    public string CheckpointId => Hex.Lower(_checkpointId);
+
+    /// <summary>Starts a sealed checkpoint in <paramref name="directory"/>, which must be missing or empty.</summary>
+    public static SealedCheckpointWriter Create(string directory, SealOptions options)
+    {
+        directory = Path.GetFullPath(directory);
+        bool created = !System.IO.Directory.Exists(directory);
+        if (created) System.IO.Directory.CreateDirectory(directory, PrivateDir);
+        else if (System.IO.Directory.EnumerateFileSystemEntries(directory).Any())
+            throw new SealpointException(ErrorKind.Usage, $"{directory} is not empty; a sealed checkpoint needs an empty directory",
+                "choose a new output directory or empty this one");
+        return new SealedCheckpointWriter(directory, options, created);
+    }
+
+    /// <summary>Seals a file on disk; page files use every core.</summary>
+    public FileEntry SealFile(string name, string sourcePath)
+    {
+        Reserve(name);
+        if (ImageFiles.PlaintextNames.Contains(name)) return AddPlainFile(name, sourcePath);
+        var kind = ImageFiles.KindOf(name);
+        var header = NewHeader(kind);
+        using var source = File.OpenHandle(sourcePath, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
+        long length = RandomAccess.GetLength(source);
+        using var destination = CreateOutput(name);
+        var info = SealedFileIO.Seal(source, length, destination, destination.SafeFileHandle, header, () => SealedFile.CreateCipher(_dataKey, header, name));
+        return Record(name, kind, info);
+    }
+
+    /// <summary>A stream that seals what is written to it as file <paramref name="name"/>; call Commit when all is written.</summary>
+    public SealedFileStream CreateFile(string name)
+    {
+        Reserve(name);
+        var output = CreateOutput(name);
+        if (ImageFiles.PlaintextNames.Contains(name))
+            return new SealedFileStream(name, new PlainWriteStream(output), s => Record(name, ((PlainWriteStream)s).Finish(name)));
+        var kind = ImageFiles.KindOf(name);
+        var header = NewHeader(kind);
+        var sealing = new SealingStream(output, SealedFile.CreateCipher(_dataKey, header, name), header, ownsOutput: true);
+        return new SealedFileStream(name, sealing, s => Record(name, kind, ((SealingStream)s).Finish()));
+    }
+
+    public void AddSymlink(string name, string target)
+    {
+        Reserve(name);
+        File.CreateSymbolicLink(Path.Combine(Directory, name), target);
+        _entries[name] = new FileEntry { Name = name, Kind = FileEntryKinds.Symlink, Target = target };
+    }
+
+    private FileEntry AddPlainFile(string name, string sourcePath)
+    {
+        using var output = CreateOutput(name);
+        using var plain = new PlainWriteStream(output);
+        using (var input = File.OpenRead(sourcePath)) input.CopyTo(plain);
+        return Record(name, plain.Finish(name));
+    }
+
+    /// <summary>Writes the envelope (after syncing the files) and returns it; the checkpoint is complete from here on.</summary>
+    public Envelope Complete()
+    {
+        var unfinished = _entries.Where(e => e.Value is null).Select(e => e.Key).ToList();
+        if (unfinished.Count > 0)
+            throw new SealpointException(ErrorKind.Internal, $"sealed checkpoint in {Directory} has unfinished files: {string.Join(", ", unfinished)}",
+                "the producer of those files failed; the checkpoint is incomplete and must be taken again");
+        var envelope = new Envelope
+        {
+            CheckpointId = CheckpointId,
+            LineageId = _options.Parent?.LineageId ?? Hex.Lower(RandomNumberGenerator.GetBytes(SealedFile.IdSize)),
+            Generation = (_options.Parent?.Generation ?? 0) + 1,
+            ParentId = _options.Parent?.CheckpointId,
+            Created = DateTimeOffset.UtcNow,
+            MetadataCipher = _options.MetadataCipher.Name(),
+            PagesCipher = _options.PagesCipher.Name(),
+            Recipients = _stanzas,
+            Files = _entries.Values.Select(e => e!).OrderBy(e => e.Name, StringComparer.Ordinal).ToList(),
+            Annotations = _options.Annotations,
+        };
+        if (_options.Sync) FileSystem.SyncFileSystemOf(Directory);
+        string path = Path.Combine(Directory, ImageFiles.EnvelopeName);
+        string tmp = path + ".tmp";
+        using (var fs = new FileStream(tmp, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile }))
+        {
+            fs.Write(EnvelopeFile.Serialize(envelope, _dataKey));
+            if (_options.Sync) fs.Flush(flushToDisk: true);
+        }
+        File.Move(tmp, path);
+        if (_options.Sync) FileSystem.SyncFileSystemOf(Directory);
+        _completed = true;
+        return envelope;
+    }
+
+    private void Reserve(string name)
+    {
+        if (_completed) throw new InvalidOperationException("checkpoint already completed");
+        if (!ImageFiles.IsValidName(name) || name == ImageFiles.EnvelopeName || name == ImageFiles.EnvelopeName + ".tmp")
+            throw new SealpointException(ErrorKind.Usage, $"'{name}' cannot be part of a sealed checkpoint", "image files must be plain names inside the image directory");
+        if (!_entries.TryAdd(name, null))
+            throw new SealpointException(ErrorKind.Usage, $"'{name}' was added to the checkpoint twice");
+    }
+
+    private SealedFileHeader NewHeader(SealedFileKind kind) => new(kind,
+        kind == SealedFileKind.Pages ? _options.PagesCipher : _options.MetadataCipher,
+        SealedFile.ChunkSizeOf(kind), _checkpointId, RandomNumberGenerator.GetBytes(16));
+
+    private FileStream CreateOutput(string name) => new(Path.Combine(Directory, name), new FileStreamOptions
+    {
+        Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, UnixCreateMode = PrivateFile, BufferSize = 0,
+    });
+
+    private FileEntry Record(string name, SealedFileKind kind, SealedFileInfo info) => Record(name, new FileEntry
+    {
+        Name = name, Kind = kind == SealedFileKind.Pages ? FileEntryKinds.Pages : FileEntryKinds.Stream, Size = info.PlaintextSize, Digest = info.Digest,
+    });
+
+    private FileEntry Record(string name, FileEntry entry)
+    {
+        _entries[name] = entry;
+        return entry;
+    }
+
+    public void Dispose()
+    {
+        CryptographicOperations.ZeroMemory(_dataKey);
+        if (_completed) return;
+        foreach (var name in _entries.Keys) FileSystem.RemoveTree(Path.Combine(Directory, name));
+        FileSystem.RemoveTree(Path.Combine(Directory, ImageFiles.EnvelopeName + ".tmp"));
+        if (_createdDirectory) FileSystem.RemoveTree(Directory);
+    }
+}
+
+/// <summary>One file being written into a sealed checkpoint. <see cref="Commit"/> finishes it; disposing without it leaves it unfinished.</summary>
+public sealed class SealedFileStream : Stream
+{
+    private readonly Stream _inner;
+    private readonly Func<Stream, FileEntry> _commit;
+    private FileEntry? _entry;
+
+    internal SealedFileStream(string name, Stream inner, Func<Stream, FileEntry> commit)
+    {
+        Name = name;
+        _inner = inner;
+        _commit = commit;
+    }
+
+    public string Name { get; }
+
+    public FileEntry Commit() => _entry ??= _commit(_inner);
+
+    public override void Write(ReadOnlySpan<byte> buffer) => _inner.Write(buffer);
+    public override void Write(byte[] buffer, int offset, int count) => _inner.Write(buffer, offset, count);
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default) => _inner.WriteAsync(buffer, ct);
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => _inner.WriteAsync(buffer, offset, count, ct);
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => _inner.Length;
+    public override long Position { get => _inner.Position; set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _inner.Dispose();
+        base.Dispose(disposing);
+    }
+}
+
+/// <summary>Writes a plaintext file while hashing it, for the few files that stay plaintext.</summary>
+internal sealed class PlainWriteStream(Stream output) : Stream
+{
+    private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private long _size;
+
+    public FileEntry Finish(string? name = null)
+    {
+        output.Flush();
+        return new FileEntry { Name = name ?? "", Kind = FileEntryKinds.Plain, Size = _size, Digest = "sha256:" + Hex.Lower(_hash.GetHashAndReset()) };
+    }
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        _hash.AppendData(buffer);
+        output.Write(buffer);
+        _size += buffer.Length;
+    }
+
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => _size;
+    public override long Position { get => _size; set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) { _hash.Dispose(); output.Dispose(); }
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,130 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Sealpoint.Core.Crypto;
+
+namespace Sealpoint.Core.Format;
+
+/// <summary>
+/// The envelope file's bytes: <c>sealpoint/v1\n</c>, one line of JSON, then <c>mac: BASE64\n</c> where the MAC is
+/// HMAC-SHA256 over everything before it, keyed by HKDF-SHA256(data key, salt = checkpoint id, "sealpoint/v1 envelope-mac").
+/// </summary>
+public sealed class EnvelopeFile
+{
+    public const string FirstLine = "sealpoint/v1";
+    public const int MaxSize = 16 << 20;
+    private const string MacPrefix = "mac: ";
+
+    private EnvelopeFile(Envelope envelope, byte[] authenticatedBytes, byte[] mac)
+    {
+        Envelope = envelope;
+        AuthenticatedBytes = authenticatedBytes;
+        Mac = mac;
+    }
+
+    /// <summary>Parsed but, until <see cref="VerifyMac"/> succeeds, not trusted.</summary>
+    public Envelope Envelope { get; }
+    private byte[] AuthenticatedBytes { get; }
+    private byte[] Mac { get; }
+
+    public static byte[] Serialize(Envelope envelope, ReadOnlySpan<byte> dataKey)
+    {
+        byte[] json = JsonSerializer.SerializeToUtf8Bytes(envelope, EnvelopeJsonContext.Default.Envelope);
+        byte[] body = [.. Encoding.ASCII.GetBytes(FirstLine + "\n"), .. json, (byte)'\n'];
+        byte[] mac = ComputeMac(body, dataKey, Convert.FromHexString(envelope.CheckpointId));
+        return [.. body, .. Encoding.ASCII.GetBytes(MacPrefix + Convert.ToBase64String(mac) + "\n")];
+    }
+
+    public static EnvelopeFile Read(string path)
+    {
+        var info = new FileInfo(path);
+        if (!info.Exists)
+            throw new SealpointException(ErrorKind.NotFound, $"no envelope at {path}: this is not a sealed checkpoint, or it is incomplete",
+                "seal the directory first (sealpoint seal), or use a checkpoint whose sealing completed");
+        if (info.Length > MaxSize)
+            throw new IntegrityException($"envelope {path} is {info.Length} bytes, more than the {MaxSize} allowed");
+        return Parse(File.ReadAllBytes(path), path);
+    }
+
+    public static EnvelopeFile Parse(byte[] bytes, string source)
+    {
+        if (bytes.Length > MaxSize) throw new IntegrityException($"envelope {source} is larger than {MaxSize} bytes");
+        byte[] first = Encoding.ASCII.GetBytes(FirstLine + "\n");
+        if (!bytes.AsSpan().StartsWith(first))
+        {
+            if (bytes.AsSpan().StartsWith("sealpoint/"u8))
+                throw new IntegrityException($"envelope {source} has an unsupported version line", "open it with a Sealpoint release that reads that version");
+            throw new IntegrityException($"{source} is not a Sealpoint envelope (first line is not '{FirstLine}')");
+        }
+        int jsonEnd = bytes.AsSpan(first.Length).IndexOf((byte)'\n');
+        if (jsonEnd < 0) throw new IntegrityException($"envelope {source} is truncated");
+        jsonEnd += first.Length;
+        int bodyEnd = jsonEnd + 1;
+        var macLine = bytes.AsSpan(bodyEnd);
+        if (!macLine.StartsWith(Encoding.ASCII.GetBytes(MacPrefix)) || macLine.IndexOf((byte)'\n') != macLine.Length - 1)
+            throw new IntegrityException($"envelope {source} has no valid MAC line (truncated or edited)");
+        byte[] mac;
+        try { mac = Convert.FromBase64String(Encoding.ASCII.GetString(macLine[MacPrefix.Length..^1])); }
+        catch (FormatException) { throw new IntegrityException($"envelope {source} has a malformed MAC"); }
+        if (mac.Length != 32) throw new IntegrityException($"envelope {source} has a MAC of the wrong length");
+
+        Envelope? envelope;
+        try { envelope = JsonSerializer.Deserialize(bytes.AsSpan(first.Length, jsonEnd - first.Length), EnvelopeJsonContext.Default.Envelope); }
+        catch (JsonException e) { throw new IntegrityException($"envelope {source} is not valid JSON: {e.Message}"); }
+        if (envelope is null) throw new IntegrityException($"envelope {source} is empty");
+        Validate(envelope, source);
+        return new EnvelopeFile(envelope, bytes[..bodyEnd], mac);
+    }
+
+    /// <summary>Checks the MAC in constant time; only after this are the envelope's contents trusted.</summary>
+    public void VerifyMac(ReadOnlySpan<byte> dataKey, string source)
+    {
+        byte[] expected = ComputeMac(AuthenticatedBytes, dataKey, Convert.FromHexString(Envelope.CheckpointId));
+        if (!CryptographicOperations.FixedTimeEquals(expected, Mac))
+            throw new IntegrityException($"envelope {source} failed authentication (it was modified after sealing)");
+    }
+
+    private static byte[] ComputeMac(byte[] body, ReadOnlySpan<byte> dataKey, byte[] checkpointId)
+    {
+        Span<byte> key = stackalloc byte[32];
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, dataKey, key, checkpointId, "sealpoint/v1 envelope-mac"u8);
+        try { return HMACSHA256.HashData(key, body); }
+        finally { CryptographicOperations.ZeroMemory(key); }
+    }
+
+    /// <summary>Structure checks on untrusted input, so that later code can rely on well-formed fields.</summary>
+    private static void Validate(Envelope e, string source)
+    {
+        void Fail(string what) => throw new IntegrityException($"envelope {source}: {what}");
+        if (e.Version != Envelope.CurrentVersion) Fail($"unsupported envelope version {e.Version}");
+        if (!Hex.TryDecode(e.CheckpointId, SealedFile.IdSize, out _)) Fail("checkpointId is not 32 hex digits");
+        if (!Hex.TryDecode(e.LineageId, SealedFile.IdSize, out _)) Fail("lineageId is not 32 hex digits");
+        if (e.ParentId is not null && !Hex.TryDecode(e.ParentId, SealedFile.IdSize, out _)) Fail("parentId is not 32 hex digits");
+        if (e.Generation < 1) Fail("generation must be at least 1");
+        if ((e.Generation == 1) != (e.ParentId is null)) Fail("generation and parentId disagree");
+        if (!AeadAlgorithms.TryParse(e.MetadataCipher, out _) || !AeadAlgorithms.TryParse(e.PagesCipher, out _)) Fail("unknown cipher");
+        if (e.Recipients is null || e.Recipients.Count == 0) Fail("no recipients");
+        foreach (var r in e.Recipients!)
+            if (r is null || !Hex.TryDecode(r.Id, 32, out _) || string.IsNullOrEmpty(r.Type) || string.IsNullOrEmpty(r.WrappedKey)) Fail("malformed recipient entry");
+        if (e.Files is null) Fail("no file list");
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var f in e.Files!)
+        {
+            if (f is null || !ImageFiles.IsValidName(f.Name) || f.Name == ImageFiles.EnvelopeName) Fail($"invalid file name '{f?.Name}'");
+            if (!names.Add(f!.Name)) Fail($"file '{f.Name}' listed twice");
+            switch (f.Kind)
+            {
+                case FileEntryKinds.Stream or FileEntryKinds.Pages or FileEntryKinds.Plain:
+                    if (f.Size is null or < 0 || f.Digest is null || !f.Digest.StartsWith("sha256:", StringComparison.Ordinal) || f.Digest.Length != 71)
+                        Fail($"file '{f.Name}' has no valid size or digest");
+                    break;
+                case FileEntryKinds.Symlink:
+                    if (string.IsNullOrEmpty(f.Target) || f.Target.Contains('\0')) Fail($"symlink '{f.Name}' has no target");
+                    break;
+                default:
+                    Fail($"file '{f.Name}' has unknown kind '{f.Kind}'");
+                    break;
+            }
+        }
+    }
+}

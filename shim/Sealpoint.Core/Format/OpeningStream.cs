@@ -1,0 +1,116 @@
+using System.Security.Cryptography;
+using Sealpoint.Core.Crypto;
+
+namespace Sealpoint.Core.Format;
+
+/// <summary>
+/// A read-only stream over one sealed file that yields plaintext only after each record's tag verified.
+/// The expected plaintext size and digest come from the (already authenticated) envelope, so truncation,
+/// extension and a wrong last-chunk flag are all caught; the header has been checked by the caller.
+/// </summary>
+internal sealed class OpeningStream : Stream
+{
+    private readonly Stream _input;
+    private readonly FileCipher _cipher;
+    private readonly SealedFileKind _kind;
+    private readonly int _chunk;
+    private readonly string _name;
+    private readonly long _plaintextSize;
+    private readonly long _records;
+    private readonly string _expectedDigest;
+    private readonly byte[] _record;
+    private readonly byte[] _plain;
+    private readonly IncrementalHash _digest = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private long _index;
+    private int _available;
+    private int _offset;
+    private long _position;
+
+    public OpeningStream(Stream input, FileCipher cipher, SealedFileHeader header, ReadOnlySpan<byte> headerBytes,
+        string name, long plaintextSize, string expectedDigest)
+    {
+        _input = input;
+        _cipher = cipher;
+        _kind = header.Kind;
+        _chunk = header.ChunkSize;
+        _name = name;
+        _plaintextSize = plaintextSize;
+        _records = SealedFile.RecordCount(_kind, plaintextSize);
+        _expectedDigest = expectedDigest;
+        _record = GC.AllocateUninitializedArray<byte>(_chunk + SealedFile.TagSize);
+        _plain = GC.AllocateUninitializedArray<byte>(_chunk);
+        _digest.AppendData(headerBytes);
+    }
+
+    public override int Read(Span<byte> buffer)
+    {
+        if (_offset == _available && !NextRecord()) return 0;
+        int n = Math.Min(buffer.Length, _available - _offset);
+        _plain.AsSpan(_offset, n).CopyTo(buffer);
+        _offset += n;
+        _position += n;
+        return n;
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) =>
+        ValueTask.FromResult(Read(buffer.Span));
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) =>
+        Task.FromResult(Read(buffer.AsSpan(offset, count)));
+
+    private bool NextRecord()
+    {
+        if (_index == _records)
+        {
+            if (_input.ReadByte() >= 0)
+                throw new IntegrityException($"'{_name}' is longer than its envelope entry says (data appended)");
+            string digest = "sha256:" + Hex.Lower(_digest.GetHashAndReset());
+            if (!CryptographicOperations.FixedTimeEquals(System.Text.Encoding.ASCII.GetBytes(digest), System.Text.Encoding.ASCII.GetBytes(_expectedDigest)))
+                throw new IntegrityException($"'{_name}' does not match the digest in the envelope");
+            _index++;
+            return false;
+        }
+        if (_index > _records) return false;
+        bool last = _index == _records - 1;
+        int len = (int)Math.Min(_chunk, _plaintextSize - _index * _chunk);
+        var record = _record.AsSpan(0, len + SealedFile.TagSize);
+        int got = ReadFully(record);
+        if (got < record.Length)
+            throw new IntegrityException($"'{_name}' is truncated: record {_index} of {_records} is incomplete");
+        var tag = record[len..];
+        bool isLastFlag = _kind == SealedFileKind.Stream && last;
+        if (!_cipher.TryOpen(_index, isLastFlag, record[..len], tag, _plain.AsSpan(0, len)))
+            throw new IntegrityException($"'{_name}' failed authentication at {(_kind == SealedFileKind.Pages ? "page" : "chunk")} {_index} (modified, reordered or from another checkpoint)");
+        _digest.AppendData(tag);
+        _index++;
+        _available = len;
+        _offset = 0;
+        return len > 0 || NextRecord();
+    }
+
+    private int ReadFully(Span<byte> dst) => _input.ReadAtLeast(dst, dst.Length, throwOnEndOfStream: false);
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => _plaintextSize;
+    public override long Position { get => _position; set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            CryptographicOperations.ZeroMemory(_plain);
+            _digest.Dispose();
+            _cipher.Dispose();
+            _input.Dispose();
+        }
+        base.Dispose(disposing);
+    }
+}

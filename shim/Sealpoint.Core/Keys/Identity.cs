@@ -1,0 +1,101 @@
+using System.Security.Cryptography;
+using Sealpoint.Core.Format;
+
+namespace Sealpoint.Core.Keys;
+
+/// <summary>A node's private key: what opens checkpoints sealed for it. Loaded only from files only its owner can read.</summary>
+public sealed class Identity : IDisposable
+{
+    private readonly RSA? _rsa;
+    private readonly ECDiffieHellman? _ecdh;
+
+    private Identity(RSA? rsa, ECDiffieHellman? ecdh, string source)
+    {
+        _rsa = rsa;
+        _ecdh = ecdh;
+        Source = source;
+        RecipientId = Recipient.IdOf(rsa is not null ? rsa.ExportSubjectPublicKeyInfo() : ecdh!.ExportSubjectPublicKeyInfo());
+    }
+
+    public string RecipientId { get; }
+    public string Source { get; }
+
+    public static Identity Load(string privateKeyPath)
+    {
+        RequireOwnerOnly(privateKeyPath);
+        string pem;
+        try { pem = File.ReadAllText(privateKeyPath); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new SealpointException(ErrorKind.Key, $"private key {privateKeyPath} cannot be read: {e.Message}", "check the path and that this user may read it");
+        }
+        if (pem.Contains("ENCRYPTED PRIVATE KEY", StringComparison.Ordinal) || pem.Contains("Proc-Type: 4,ENCRYPTED", StringComparison.Ordinal))
+            throw new SealpointException(ErrorKind.Key, $"private key {privateKeyPath} is passphrase-protected, which Sealpoint does not read",
+                "store the key unencrypted with mode 0600 (openssl pkey -in KEY -out KEY.plain), or use a node identity from 'sealpoint keys issue'");
+        if (TryImport(pem, out RSA? rsa)) return new Identity(rsa, null, privateKeyPath);
+        try
+        {
+            var ecdh = ECDiffieHellman.Create();
+            ecdh.ImportFromPem(pem);
+            return new Identity(null, ecdh, privateKeyPath);
+        }
+        catch (Exception e) when (e is CryptographicException or ArgumentException)
+        {
+            throw new SealpointException(ErrorKind.Key, $"{privateKeyPath} holds no RSA or EC private key Sealpoint can read: {e.Message}",
+                "give a PEM private key (PKCS#8 'PRIVATE KEY', 'RSA PRIVATE KEY' or 'EC PRIVATE KEY')");
+        }
+    }
+
+    private static bool TryImport(string pem, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out RSA? rsa)
+    {
+        rsa = RSA.Create();
+        try { rsa.ImportFromPem(pem); return true; }
+        catch (Exception e) when (e is CryptographicException or ArgumentException) { rsa.Dispose(); rsa = null; return false; }
+    }
+
+    /// <summary>A key file anyone but its owner can read is refused, as ssh does.</summary>
+    public static void RequireOwnerOnly(string path)
+    {
+        UnixFileMode mode;
+        try { mode = File.GetUnixFileMode(path); }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new SealpointException(ErrorKind.NotFound, $"private key {path} does not exist",
+                "give the node's private key (default PKI layout: /etc/pki/sealpoint/NAME/private/key.pem)");
+        }
+        const UnixFileMode others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+            | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+        if ((mode & others) != 0)
+            throw new SealpointException(ErrorKind.Key, $"private key {path} can be read by others (mode {Convert.ToString((int)mode, 8).PadLeft(4, '0')})",
+                $"chmod 600 {path}");
+    }
+
+    /// <summary>Finds this identity's stanza and unwraps the data key; a clear error when it is not a recipient.</summary>
+    public byte[] UnwrapDataKey(Envelope envelope, string source)
+    {
+        var stanza = envelope.Recipients.FirstOrDefault(r => r.Id == RecipientId);
+        if (stanza is null)
+        {
+            string listed = string.Join(", ", envelope.Recipients.Select(r => r.Subject is null ? r.Id[..16] : $"{r.Subject} ({r.Id[..16]}…)"));
+            throw new SealpointException(ErrorKind.Key,
+                $"the key {Source} (recipient {RecipientId[..16]}…) is not a recipient of checkpoint {envelope.CheckpointId} in {source}; it is sealed for: {listed}",
+                "use the private key of one of those recipients, or have the checkpoint sealed for this node's certificate");
+        }
+        byte[] checkpointId = Convert.FromHexString(envelope.CheckpointId);
+        byte[]? key = stanza.Type switch
+        {
+            KeyWrap.RsaOaepSha256 when _rsa is not null => KeyWrap.Unwrap(_rsa, stanza),
+            KeyWrap.EcdhP256 or KeyWrap.EcdhP384 when _ecdh is not null => KeyWrap.Unwrap(_ecdh, RecipientId, stanza, checkpointId),
+            _ => null,
+        };
+        if (key is null || key.Length != 32)
+            throw new IntegrityException($"the wrapped data key for recipient {RecipientId[..16]}… in {source} does not open with {Source} (the envelope was modified)");
+        return key;
+    }
+
+    public void Dispose()
+    {
+        _rsa?.Dispose();
+        _ecdh?.Dispose();
+    }
+}

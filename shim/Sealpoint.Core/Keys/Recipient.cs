@@ -1,0 +1,76 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Sealpoint.Core.Crypto;
+using Sealpoint.Core.Format;
+
+namespace Sealpoint.Core.Keys;
+
+/// <summary>A public key that a checkpoint's data key is wrapped for, taken from an X.509 certificate.</summary>
+public sealed class Recipient
+{
+    private Recipient(X509Certificate2 certificate, string type)
+    {
+        Certificate = certificate;
+        Type = type;
+        Id = IdOf(certificate.PublicKey.ExportSubjectPublicKeyInfo());
+    }
+
+    public X509Certificate2 Certificate { get; }
+    /// <summary>SHA-256 of the SubjectPublicKeyInfo, lowercase hex.</summary>
+    public string Id { get; }
+    public string Type { get; }
+    public string Subject => Certificate.Subject;
+
+    public static string IdOf(ReadOnlySpan<byte> subjectPublicKeyInfo) => Hex.Lower(SHA256.HashData(subjectPublicKeyInfo));
+
+    public static Recipient FromCertificate(X509Certificate2 certificate, string source)
+    {
+        string type;
+        if (certificate.GetRSAPublicKey() is { } rsa)
+        {
+            using (rsa)
+            {
+                if (rsa.KeySize < 2048)
+                    throw new SealpointException(ErrorKind.Key, $"recipient {source} has a {rsa.KeySize}-bit RSA key; at least 2048 bits are required",
+                        "issue a new certificate with a 2048-bit or larger RSA key, or an EC P-256/P-384 key");
+            }
+            type = KeyWrap.RsaOaepSha256;
+        }
+        else if (certificate.GetECDiffieHellmanPublicKey() is { } ec)
+        {
+            using (ec)
+            {
+                type = KeyWrap.EcdhTypeFor(ec.ExportParameters(false).Curve, source);
+            }
+        }
+        else
+        {
+            throw new SealpointException(ErrorKind.Key, $"recipient {source} has a key type Sealpoint cannot encrypt to",
+                "use a certificate with an RSA (2048+ bits) or EC P-256/P-384 key");
+        }
+        return new Recipient(certificate, type);
+    }
+
+    public static Recipient Load(string certificatePath)
+    {
+        X509Certificate2 cert;
+        try
+        {
+            cert = X509Certificate2.CreateFromPem(File.ReadAllText(certificatePath));
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new SealpointException(ErrorKind.NotFound, $"recipient certificate {certificatePath} does not exist",
+                "give the path of a PEM certificate, or a name issued with 'sealpoint keys issue'");
+        }
+        catch (Exception e) when (e is CryptographicException or ArgumentException or UnauthorizedAccessException)
+        {
+            throw new SealpointException(ErrorKind.Key, $"recipient certificate {certificatePath} cannot be read: {e.Message}",
+                "give a PEM file with one X.509 certificate (-----BEGIN CERTIFICATE-----)");
+        }
+        return FromCertificate(cert, certificatePath);
+    }
+
+    internal RecipientStanza Wrap(ReadOnlySpan<byte> dataKey, ReadOnlySpan<byte> checkpointId) =>
+        KeyWrap.Wrap(this, dataKey, checkpointId);
+}

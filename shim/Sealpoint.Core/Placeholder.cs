@@ -1,1 +1,0 @@
-namespace Sealpoint.Core; internal static class Placeholder { }
