@@ -49,8 +49,8 @@ public static class RestoreCommand
         }
         finally
         {
-            staged.Wipe();
             try { File.Delete(marker); } catch (IOException) { }
+            staged.Wipe();
         }
     }
 
