@@ -51,6 +51,7 @@ public class SealingPolicyTests
     public void RecipientsAnnotationReplacesDefaultsAndAlwaysRecipientsAreAdded()
     {
         var d = SealingPolicy.Decide(A(("io.sealpoint.recipients", " node2 , /certs/x.pem,node2")), Node with { AlwaysRecipients = ["escrow"] });
+        Assert.Equal(["node2", "node3"], SealingPolicy.Decide(A(("io.sealpoint.recipients", "node2  node3")), Node).Recipients.Select(r => r.Value));
         Assert.Equal(["node2", "/certs/x.pem", "escrow"], d.Recipients.Select(r => r.Value));
         Assert.Equal(RecipientOrigin.ConfigAlways, d.Recipients[^1].Origin);
     }
@@ -68,7 +69,8 @@ public class SealingPolicyTests
     [InlineData("io.sealpoint.recipients", "", "has an empty entry")]
     [InlineData("io.sealpoint.recipients", "a,,b", "has an empty entry")]
     [InlineData("io.sealpoint.recipients", "../../etc/passwd", "neither a name in the PKI")]
-    [InlineData("io.sealpoint.recipients", "bad name", "neither a name in the PKI")]
+    [InlineData("io.sealpoint.recipients", "bad/name", "neither a name in the PKI")]
+    [InlineData("io.sealpoint.recipients", " , ", "has an empty entry")]
     [InlineData("io.sealpoint.encrpyt", "true", "unknown annotation io.sealpoint.encrpyt")]
     public void BadAnnotationsNameTheAnnotation(string name, string value, string fragment)
     {

@@ -38,6 +38,8 @@ public sealed class SealpointNode : IDisposable
     /// <summary>The runtime to give engines: a script exec'ing the launcher with this node's config.</summary>
     public string Runtime { get; }
     public string Dir => _temp.Path;
+    /// <summary>The arguments of every call of the runtime scripts, one line each.</summary>
+    public string CallLog => _temp.File("calls.log");
     public IReadOnlyDictionary<string, string?> Environment => new Dictionary<string, string?> { ["SEALPOINT_CONFIG"] = ConfigPath };
 
     public void WriteConfig(string identity = "node1", string recipients = "\"node1\"", string extraPolicy = "", string extraTables = "", string? path = null) =>
@@ -69,7 +71,8 @@ public sealed class SealpointNode : IDisposable
     private string WriteRuntimeScript(string name, string config)
     {
         string path = _temp.File(name);
-        File.WriteAllText(path, $"#!/bin/sh\nSEALPOINT_CONFIG='{config}' exec '{Launcher}' \"$@\"\n");
+        // Each call is logged (one line of arguments) so tests can see how an engine called the runtime.
+        File.WriteAllText(path, $"#!/bin/sh\necho \"$*\" >> '{CallLog}'\nSEALPOINT_CONFIG='{config}' exec '{Launcher}' \"$@\"\n");
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         return path;
     }

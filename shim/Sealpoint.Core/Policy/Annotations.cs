@@ -7,7 +7,7 @@ public static class Annotations
 
     /// <summary>"true" or "false": whether this container's checkpoints are sealed.</summary>
     public const string Encrypt = "io.sealpoint.encrypt";
-    /// <summary>Comma-separated PKI names or absolute certificate paths; replaces the node's default recipients.</summary>
+    /// <summary>PKI names or absolute certificate paths, separated by commas or spaces; replaces the node's default recipients.</summary>
     public const string Recipients = "io.sealpoint.recipients";
     /// <summary>Cipher of the memory pages: "aes-256-gcm" or "chacha20-poly1305".</summary>
     public const string Cipher = "io.sealpoint.cipher";

@@ -80,7 +80,9 @@ public static class SealingPolicy
         var recipients = new List<RecipientSpec>();
         if (annotations.TryGetValue(Annotations.Recipients, out string? list))
         {
-            var items = list.Split(',').Select(s => s.Trim()).ToList();
+            // Commas separate recipients; so do spaces, because podman's --annotation splits its value at commas
+            // (podman run --annotation "io.sealpoint.recipients=node1 node2").
+            var items = list.Split(',').SelectMany(s => s.Trim().Length == 0 ? [""] : s.Split(' ', '\t').Where(w => w.Length > 0)).ToList();
             if (items.Count > Annotations.MaxRecipients)
                 throw Refuse($"annotation {Annotations.Recipients} names {items.Count} recipients, more than {Annotations.MaxRecipients}", "name fewer recipients");
             foreach (string item in items)
@@ -89,7 +91,7 @@ public static class SealingPolicy
                     throw Refuse(item.Length == 0
                             ? $"annotation {Annotations.Recipients}=\"{NodeConfig.Printable(list)}\" has an empty entry"
                             : $"annotation {Annotations.Recipients} names \"{NodeConfig.Printable(item)}\", which is neither a name in the PKI nor an absolute certificate path",
-                        $"set {Annotations.Recipients} to comma-separated PKI names (e.g. \"node1,node2\") or absolute paths of PEM certificates");
+                        $"set {Annotations.Recipients} to PKI names (e.g. \"node1,node2\" or \"node1 node2\") or absolute paths of PEM certificates");
                 Add(recipients, item, RecipientOrigin.Annotation);
             }
         }
