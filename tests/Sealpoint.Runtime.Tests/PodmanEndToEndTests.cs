@@ -97,6 +97,8 @@ public sealed class PodmanEndToEndTests : IDisposable
     {
         string secret = Secrets.New();
         string name = RunSecretHolder(secret);
+        // First a checkpoint that leaves it running (-R): podman then checkpoints into the same folder again.
+        Ok(Podman(null, "container", "checkpoint", "-R", "--export", _temp.File("first.tar.zst"), name));
         long atCheckpoint = WaitForCounter(name, 30);
         string archive = _temp.File("export.tar.zst");
         Ok(Podman(null, "container", "checkpoint", "--export", archive, name));

@@ -112,10 +112,26 @@ public sealed class RuncEndToEndTests : IDisposable
         AssertSealed(second);
         SecretScan.AssertAbsent(secret, first, second);
 
+        // Again into the first image path, as podman -R does each time: the earlier checkpoint is replaced.
+        string firstId = Core.Checkpoint.SealedCheckpoint.ReadEnvelopeUnverified(first).CheckpointId;
+        long beforeThird = bundle.WaitForCounter(Counter, beforeSecond + 2);
+        var c = Call(_node.Runtime, bundle, "checkpoint", "--leave-running", "--image-path", first, bundle.Id);
+        Assert.True(c.Succeeded, c.Describe());
+        Assert.NotEqual(firstId, Core.Checkpoint.SealedCheckpoint.ReadEnvelopeUnverified(first).CheckpointId);
+        Assert.Empty(Directory.GetFileSystemEntries(_temp.Path, "first.sealpoint-*"));
+
+        // A folder of other files is not a checkpoint to replace: refused before the dump.
+        string other = _temp.Dir("not-a-checkpoint");
+        File.WriteAllText(Path.Combine(other, "notes.txt"), "mine");
+        var refused = Call(_node.Runtime, bundle, "checkpoint", "--leave-running", "--image-path", other, bundle.Id);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("holds files that are not a checkpoint", refused.StandardError);
+        Assert.Equal(["notes.txt"], Directory.GetFileSystemEntries(other).Select(Path.GetFileName));
+
         bundle.Kill();
         bundle.WaitForStatus("stopped");
         bundle.Delete();
-        RestoreAndContinue(_node.Runtime, bundle, second, beforeSecond);
+        RestoreAndContinue(_node.Runtime, bundle, first, beforeThird);
     }
 
     [Fact]
