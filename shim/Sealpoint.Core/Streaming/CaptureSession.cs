@@ -29,19 +29,32 @@ public sealed class CaptureSession(SealedCheckpointWriter writer, string socketP
 
     private void Capture(string filename, OwnedFd pipe)
     {
-        using var sealing = writer.CreateFile(filename);
-        byte[] buffer = RentBuffer(ImageFiles.IsPages(filename));
-        try
+        using var sealing = writer.CreateFile(filename, Environment.ProcessorCount);
+        if (sealing.Inner is ParallelPageSealer pages)
         {
+            // Page images (nearly all of a dump's bytes) are read straight into the sealer's batch buffers.
             int n;
-            while ((n = pipe.ReadSome(buffer, Cancellation, -1, $"image '{filename}'")) > 0)
+            while ((n = pipe.ReadSome(pages.GetWriteBuffer(), Cancellation, -1, $"image '{filename}'")) > 0)
             {
-                sealing.Write(buffer.AsSpan(0, n));
+                pages.Advance(n);
                 AddBytes(n);
             }
-            sealing.Commit();
         }
-        finally { ReturnBuffer(buffer); }
+        else
+        {
+            byte[] buffer = RentBuffer(pages: false);
+            try
+            {
+                int n;
+                while ((n = pipe.ReadSome(buffer, Cancellation, -1, $"image '{filename}'")) > 0)
+                {
+                    sealing.Write(buffer.AsSpan(0, n));
+                    AddBytes(n);
+                }
+            }
+            finally { ReturnBuffer(buffer); }
+        }
+        sealing.Commit();
     }
 
     /// <summary>
