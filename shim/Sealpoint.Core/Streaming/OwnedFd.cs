@@ -66,7 +66,7 @@ public sealed unsafe class OwnedFd : IDisposable
         while (true)
         {
             if (!Wait(Posix.POLLIN, cancel, timeoutMs))
-                throw new SealpointException(ErrorKind.External, $"timed out after {timeoutMs / 1000} s waiting for {what}",
+                throw new SealpointException(ErrorKind.External, $"timed out after {timeoutMs / 1000.0:0.#} s waiting for {what}",
                     "CRIU stopped sending; see CRIU's log in the work directory");
             nint n;
             fixed (byte* p = buffer) n = Posix.Read(Fd, p, (nuint)buffer.Length);
@@ -96,7 +96,7 @@ public sealed unsafe class OwnedFd : IDisposable
         while (!data.IsEmpty)
         {
             if (!Wait(Posix.POLLOUT, cancel, timeoutMs))
-                throw new SealpointException(ErrorKind.External, $"timed out after {timeoutMs / 1000} s writing {what}",
+                throw new SealpointException(ErrorKind.External, $"timed out after {timeoutMs / 1000.0:0.#} s writing {what}",
                     "CRIU stopped reading; see CRIU's log in the work directory");
             nint n;
             // .NET ignores SIGPIPE, so a vanished reader shows as EPIPE here rather than killing us.
@@ -120,7 +120,7 @@ public sealed unsafe class OwnedFd : IDisposable
         while (true)
         {
             if (!Wait(Posix.POLLIN, cancel, timeoutMs))
-                throw new SealpointException(ErrorKind.External, $"timed out after {timeoutMs / 1000} s waiting for {what}",
+                throw new SealpointException(ErrorKind.External, $"timed out after {timeoutMs / 1000.0:0.#} s waiting for {what}",
                     "CRIU stopped sending; see CRIU's log in the work directory");
             new Span<byte>(control, 64).Clear();
             var iov = new Posix.IoVec { Base = &payload, Length = 1 };
