@@ -45,13 +45,24 @@ internal sealed class ParallelPageSealer : Stream
         _output.Flush();
         _digest.AppendData(_headerBytes);
         Batches = threads + 2;
-        for (int i = 0; i < Batches; i++) _free.Add(new Batch());
+        _newCipher = newCipher;
         _workers = new Thread[threads];
-        for (int i = 0; i < threads; i++)
+    }
+
+    private readonly Func<FileCipher> _newCipher;
+    private int _allocated;
+    private int _started;
+
+    /// <summary>Workers start with the first full batch, and batches are allocated as needed: a small image costs one.</summary>
+    private void StartWorkers()
+    {
+        if (_started > 0) return;
+        for (int i = 0; i < _workers.Length; i++)
         {
-            var cipher = newCipher();
+            var cipher = _newCipher();
             _workers[i] = new Thread(() => Work(cipher), 256 * 1024) { IsBackground = true, Name = "page-sealer" };
             _workers[i].Start();
+            _started++;
         }
     }
 
@@ -94,7 +105,7 @@ internal sealed class ParallelPageSealer : Stream
         if (_result is not null) return _result;
         if (_current is { Filled: > 0 }) Submit();
         _work.CompleteAdding();
-        foreach (var w in _workers) w.Join();
+        foreach (var w in _workers) w?.Join();
         ThrowIfFailed();
         long records = SealedFile.RecordCount(SealedFileKind.Pages, _plaintextSize);
         if (_digested != _submitted)
@@ -107,6 +118,12 @@ internal sealed class ParallelPageSealer : Stream
 
     private Batch TakeFree()
     {
+        if (_free.TryTake(out var free)) return free;
+        if (_allocated < Batches)
+        {
+            _allocated++;
+            return new Batch();
+        }
         try { return _free.Take(_abort.Token); }
         catch (OperationCanceledException) { ThrowIfFailed(); throw; }
     }
@@ -116,6 +133,7 @@ internal sealed class ParallelPageSealer : Stream
         var batch = _current!;
         _current = null;
         batch.Index = _submitted++;
+        StartWorkers();
         _work.Add(batch);
     }
 
@@ -192,7 +210,7 @@ internal sealed class ParallelPageSealer : Stream
         {
             if (_result is null) _abort.Cancel();
             _work.CompleteAdding();
-            foreach (var w in _workers) w.Join();
+            foreach (var w in _workers) w?.Join();
             while (_work.TryTake(out var queued)) CryptographicOperations.ZeroMemory(queued.Plain);
             foreach (var b in _free.Concat(_done.Values).Append(_current))
                 if (b is not null) CryptographicOperations.ZeroMemory(b.Plain);
