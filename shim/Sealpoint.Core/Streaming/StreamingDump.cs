@@ -42,10 +42,19 @@ public static class StreamingDump
         if (options.Pid <= 0 || !CriuProcess.IsRunning(options.Pid))
             throw new SealpointException(ErrorKind.NotFound, $"process {options.Pid} is not running", "give the pid of a running process tree (-t PID)");
         var clock = Stopwatch.StartNew();
+        string images = Path.GetFullPath(options.ImagesDirectory).TrimEnd('/');
+        if (options.WorkDirectory is { } given && (Path.GetFullPath(given).TrimEnd('/') + "/").StartsWith(images + "/", StringComparison.Ordinal))
+            throw new SealpointException(ErrorKind.Usage, "the work directory is the sealed checkpoint's directory or inside it",
+                "give --work-dir outside -D: the checkpoint directory holds only sealed files");
         // The writer first: it checks the output directory and the recipients before CRIU touches the process.
         var writer = SealedCheckpointWriter.Create(options.ImagesDirectory, options.Seal);
-        var work = WorkDirectory.Create(options.WorkDirectory, "dump");
-        work.Keep = true; // until success
+        WorkDirectory work;
+        try { work = WorkDirectory.Create(options.WorkDirectory, "dump"); }
+        catch
+        {
+            writer.Dispose();
+            throw;
+        }
         CaptureSession? session = null;
         CriuProcess? criu = null;
         bool sealedVerdict = false;
@@ -67,6 +76,7 @@ public static class StreamingDump
             if (!CriuArguments.SetsLogFile(options.CriuArguments)) args.AddRange(["-o", "dump.log"]);
             args.AddRange(options.CriuArguments);
             progress?.Invoke($"running {options.CriuPath} {string.Join(' ', args)}");
+            work.Keep = true; // CRIU's log explains a failure from here on
             criu = CriuProcess.Start(options.CriuPath, args, log);
 
             bool sawReached = false;

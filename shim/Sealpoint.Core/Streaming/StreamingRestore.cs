@@ -65,7 +65,6 @@ public static class StreamingRestore
         }
         var verifyElapsed = clock.Elapsed;
         using var work = WorkDirectory.Create(options.WorkDirectory, "restore");
-        work.Keep = true;
         CriuProcess? criu = null;
         ServeSession? session = null;
         using var interrupt = new InterruptGuard(() => session?.Fail(new SealpointException(ErrorKind.External,
@@ -81,6 +80,7 @@ public static class StreamingRestore
             if (!CriuArguments.SetsLogFile(options.CriuArguments)) args.AddRange(["-o", "restore.log"]);
             args.AddRange(options.CriuArguments);
             progress?.Invoke($"running {options.CriuPath} {string.Join(' ', args)}");
+            work.Keep = true; // CRIU's log explains a failure from here on
             criu = CriuProcess.Start(options.CriuPath, args, log);
             criu.WaitForExit();
             // CRIU is gone: an image it left unread can never be read; stop its thread.
