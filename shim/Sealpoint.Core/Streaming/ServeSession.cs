@@ -35,7 +35,7 @@ public sealed class ServeSession(SealedCheckpoint checkpoint, string socketPath)
 
     private void Serve(FileEntry entry, OwnedFd pipe)
     {
-        using var input = checkpoint.OpenFile(entry.Name);
+        using var input = checkpoint.OpenFile(entry.Name, Environment.ProcessorCount);
         byte[] buffer = RentBuffer(entry.Kind == FileEntryKinds.Pages);
         try
         {

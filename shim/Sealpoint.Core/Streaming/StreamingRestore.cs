@@ -40,7 +40,7 @@ public static class StreamingRestore
             Parallel.ForEach(files, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, () => new byte[StreamingLimits.PagesBuffer],
                 (file, _, buffer) =>
                 {
-                    using (var s = checkpoint.OpenFile(file.Name))
+                    using (var s = checkpoint.OpenFile(file.Name, Environment.ProcessorCount))
                         while (s.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false) > 0) { }
                     GarbageBudget.AfterWork();
                     return buffer;
