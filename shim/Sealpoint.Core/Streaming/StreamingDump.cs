@@ -58,8 +58,11 @@ public static class StreamingDump
         CaptureSession? session = null;
         CriuProcess? criu = null;
         bool sealedVerdict = false;
-        using var interrupt = new InterruptGuard(() => session?.Fail(new SealpointException(ErrorKind.External,
-            "sealpoint was interrupted during the dump", "run the dump again; the process was left running")));
+        using var interrupt = new InterruptGuard(() =>
+        {
+            session?.Fail(new SealpointException(ErrorKind.External, "sealpoint was interrupted during the dump", "run the dump again; the process was left running"));
+            return true;
+        });
         try
         {
             if (Posix.IsNoExec(work.Path))
@@ -172,13 +175,10 @@ internal sealed class InterruptGuard : IDisposable
 {
     private readonly PosixSignalRegistration _int, _term;
 
-    public InterruptGuard(Action abort)
+    /// <param name="abort">Aborts the run; returns false when there is nothing left to abort (the signal then acts as usual).</param>
+    public InterruptGuard(Func<bool> abort)
     {
-        void Handler(PosixSignalContext c)
-        {
-            c.Cancel = true;
-            abort();
-        }
+        void Handler(PosixSignalContext c) => c.Cancel = abort();
         _int = PosixSignalRegistration.Create(PosixSignal.SIGINT, Handler);
         _term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handler);
     }

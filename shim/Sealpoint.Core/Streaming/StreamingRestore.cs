@@ -67,8 +67,14 @@ public static class StreamingRestore
         using var work = WorkDirectory.Create(options.WorkDirectory, "restore");
         CriuProcess? criu = null;
         ServeSession? session = null;
-        using var interrupt = new InterruptGuard(() => session?.Fail(new SealpointException(ErrorKind.External,
-            "sealpoint was interrupted during the restore", "run the restore again")));
+        // Interrupted while CRIU still reads images: the restore is incomplete, so CRIU and its tasks are killed.
+        // Once CRIU has closed the stream the tree is restored; the signal then acts as it would on CRIU alone.
+        using var interrupt = new InterruptGuard(() =>
+        {
+            if (session is null or { Disconnected: true }) return false;
+            session.Fail(new SealpointException(ErrorKind.External, "sealpoint was interrupted during the restore", "run the restore again"));
+            return true;
+        });
         try
         {
             // A failure kills CRIU and what it forked before the failing pipe closes: CRIU must never take a
