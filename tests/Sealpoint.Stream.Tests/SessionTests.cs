@@ -184,7 +184,7 @@ public class SessionTests(StreamTestPki keys) : IClassFixture<StreamTestPki>
         string sealedDir = SealFiles(dir, ("pages-1.img", pages));
         using (var f = new FileStream(Path.Combine(sealedDir, "pages-1.img"), FileMode.Open, FileAccess.ReadWrite))
         {
-            f.Position = 64 + 700L * (4096 + 16) + 10; // page 700, in the 11th batch of 64 pages
+            f.Position = 700L * 4096 + 10; // page 700 (pages sit at their plaintext offsets), in the 11th batch of 64
             int b = f.ReadByte();
             f.Position--;
             f.WriteByte((byte)(b ^ 1));

@@ -6,17 +6,15 @@ using Sealpoint.Core.Format;
 namespace Sealpoint.Core.Streaming;
 
 /// <summary>
-/// Reads a sealed memory-page file as one plaintext stream, with several threads verifying and decrypting batches
-/// of pages ahead of the reader (pages are independent records at fixed offsets). The reader gets a batch only
-/// after every page in it verified; the size and the digest (header, then every tag in page order) are checked at
-/// the end, as <see cref="OpeningStream"/> does. Memory: <c>threads + 2</c> batches of 64 pages.
+/// Reads a sealed memory-page file (docs/format.md: page i at 4096*i, tag i at P + 16*i, header last) as one plaintext
+/// stream, with several threads verifying and decrypting batches of pages ahead of the reader. The reader gets a
+/// batch only after every page in it verified; the size and the digest (header, then every tag in page order) are
+/// checked at the end, as <see cref="PagesOpeningStream"/> does. Memory: <c>threads + 2</c> batches of 64 pages.
 /// </summary>
 internal sealed class ParallelPageOpener : Stream
 {
     private const int BatchPages = 64;
-    private const int Record = SealedFile.PageSize + SealedFile.TagSize;
 
-    private readonly FileStream _input;
     private readonly SafeFileHandle _handle;
     private readonly string _name;
     private readonly long _plaintextSize;
@@ -34,11 +32,10 @@ internal sealed class ParallelPageOpener : Stream
     private bool _finished;
     private Exception? _error;
 
-    public ParallelPageOpener(FileStream input, ReadOnlySpan<byte> headerBytes, string name, long plaintextSize, string expectedDigest,
+    public ParallelPageOpener(SafeFileHandle handle, ReadOnlySpan<byte> headerBytes, string name, long plaintextSize, string expectedDigest,
         Func<FileCipher> newCipher, int threads)
     {
-        _input = input;
-        _handle = input.SafeFileHandle;
+        _handle = handle;
         _name = name;
         _plaintextSize = plaintextSize;
         _expectedDigest = expectedDigest;
@@ -76,12 +73,7 @@ internal sealed class ParallelPageOpener : Stream
         _position += n;
         if (_offset == slot.PlainLength)
         {
-            for (int off = 0; off < slot.SealedLength;)
-            {
-                int len = Math.Min(Record, slot.SealedLength - off);
-                _digest.AppendData(slot.Sealed.AsSpan(off + len - SealedFile.TagSize, SealedFile.TagSize));
-                off += len;
-            }
+            _digest.AppendData(slot.Tags.AsSpan(0, slot.TagLength));
             CryptographicOperations.ZeroMemory(slot.Plain.AsSpan(0, slot.PlainLength));
             _offset = 0;
             lock (_gate)
@@ -131,29 +123,15 @@ internal sealed class ParallelPageOpener : Stream
                 long plainOffset = firstPage * SealedFile.PageSize;
                 int plainLen = (int)Math.Min((long)BatchPages * SealedFile.PageSize, _plaintextSize - plainOffset);
                 int count = (plainLen + SealedFile.PageSize - 1) / SealedFile.PageSize;
-                int sealedLen = plainLen + count * SealedFile.TagSize;
-                long at = SealedFile.HeaderSize + firstPage * Record;
-                for (int got = 0; got < sealedLen;)
-                {
-                    int n = RandomAccess.Read(_handle, slot.Sealed.AsSpan(got, sealedLen - got), at + got);
-                    if (n == 0) throw new IntegrityException($"'{_name}' is truncated: page {firstPage + got / Record} is incomplete");
-                    got += n;
-                }
-                for (int p = 0, inOff = 0, off = 0; off < plainLen; p++, off += SealedFile.PageSize)
-                {
-                    int len = Math.Min(SealedFile.PageSize, plainLen - off);
-                    var tag = slot.Sealed.AsSpan(inOff + len, SealedFile.TagSize);
-                    if (!cipher.TryOpen(firstPage + p, false, slot.Sealed.AsSpan(inOff, len), tag, slot.Plain.AsSpan(off, len)))
-                    {
-                        CryptographicOperations.ZeroMemory(slot.Plain.AsSpan(0, plainLen));
-                        throw new IntegrityException($"'{_name}' failed authentication at page {firstPage + p} (modified, reordered or from another checkpoint)");
-                    }
-                    inOff += len + SealedFile.TagSize;
-                }
+                var tags = slot.Tags.AsSpan(0, count * SealedFile.TagSize);
+                PagesFile.ReadExactly(_handle, tags, _plaintextSize + firstPage * SealedFile.TagSize, _name);
+                PagesFile.ReadExactly(_handle, slot.Plain.AsSpan(0, plainLen), plainOffset, _name);
+                // Decrypts in place; on a bad tag the block is wiped and the error names the page.
+                PagesFile.OpenBlock(cipher, firstPage, slot.Plain.AsSpan(0, plainLen), tags, _name);
                 lock (_gate)
                 {
                     slot.PlainLength = plainLen;
-                    slot.SealedLength = sealedLen;
+                    slot.TagLength = tags.Length;
                     slot.Ready = true;
                     Monitor.PulseAll(_gate);
                 }
@@ -192,7 +170,7 @@ internal sealed class ParallelPageOpener : Stream
             foreach (var w in _workers) w.Join();
             foreach (var s in _slots) CryptographicOperations.ZeroMemory(s.Plain);
             _digest.Dispose();
-            _input.Dispose();
+            _handle.Dispose();
         }
         base.Dispose(disposing);
     }
@@ -200,10 +178,10 @@ internal sealed class ParallelPageOpener : Stream
     private sealed class Slot
     {
         public byte[] Plain { get; } = GC.AllocateUninitializedArray<byte>(BatchPages * SealedFile.PageSize);
-        public byte[] Sealed { get; } = GC.AllocateUninitializedArray<byte>(BatchPages * Record);
+        public byte[] Tags { get; } = new byte[BatchPages * SealedFile.TagSize];
         public long Index = -1;
         public bool Ready;
         public int PlainLength;
-        public int SealedLength;
+        public int TagLength;
     }
 }
