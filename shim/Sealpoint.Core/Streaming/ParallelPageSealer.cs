@@ -1,0 +1,253 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using Sealpoint.Core.Crypto;
+using Sealpoint.Core.Format;
+
+namespace Sealpoint.Core.Streaming;
+
+/// <summary>
+/// Seals a memory-page image that arrives as one sequential stream (a CRIU pipe) on several threads, in the page-file
+/// layout of docs/format.md: ciphertext page i at offset 4096*i, then the tag table (tag i at P + 16*i), then the
+/// header. Pages are independent, so batches are sealed in place in parallel and written positionally. The tag
+/// table's place depends on the final size P, unknown while streaming; rather than keep every tag in memory
+/// (16 bytes per page), tags go to a side file (tags only, no plaintext) that is copied behind the pages at the
+/// end. The digest (header, then every tag in page order) is fed in batch order. Same bytes as
+/// <see cref="PagesSealingStream"/>. Memory: <see cref="Batches"/> batches of <see cref="BatchPages"/> pages, whatever
+/// the image's size; a writer that gets ahead waits for a free batch, which is how CRIU's pipe is throttled.
+/// </summary>
+internal sealed class ParallelPageSealer : Stream
+{
+    public const int BatchPages = 64;
+
+    private readonly FileStream _output;
+    private readonly string _tagsPath;
+    private readonly FileStream _tagsFile;
+    private readonly byte[] _headerBytes;
+    private readonly BlockingCollection<Batch> _work = new();
+    private readonly BlockingCollection<Batch> _free = new();
+    private readonly Thread[] _workers;
+    private readonly CancellationTokenSource _abort = new();
+    private readonly IncrementalHash _digest = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private readonly Dictionary<long, Batch> _done = [];
+    private readonly object _gate = new();
+    private readonly Func<FileCipher> _newCipher;
+    private long _digested;
+    private Batch? _current;
+    private long _submitted;
+    private long _plaintextSize;
+    private int _allocated;
+    private bool _started;
+    private Exception? _error;
+    private SealedFileInfo? _result;
+
+    public int Batches { get; }
+
+    public ParallelPageSealer(FileStream output, string tagsPath, SealedFileHeader header, Func<FileCipher> newCipher, int threads)
+    {
+        if (header.Kind != SealedFileKind.Pages) throw new ArgumentException("page images only", nameof(header));
+        _output = output;
+        _tagsPath = tagsPath;
+        _tagsFile = new FileStream(tagsPath, new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew, Access = FileAccess.ReadWrite, Share = FileShare.None, BufferSize = 0,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        });
+        _headerBytes = header.ToBytes();
+        _digest.AppendData(_headerBytes);
+        _newCipher = newCipher;
+        Batches = threads + 2;
+        _workers = new Thread[threads];
+    }
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        if (_result is not null) throw new InvalidOperationException("sealed file already finished");
+        while (!buffer.IsEmpty)
+        {
+            var space = GetWriteBuffer();
+            int n = Math.Min(buffer.Length, space.Length);
+            buffer[..n].CopyTo(space);
+            Advance(n);
+            buffer = buffer[n..];
+        }
+    }
+
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    /// <summary>Free space of the current batch, to read into directly (saves a copy); then call <see cref="Advance"/>.</summary>
+    public Span<byte> GetWriteBuffer()
+    {
+        ThrowIfFailed();
+        _current ??= TakeFree();
+        return _current.Pages.AsSpan(_current.Filled);
+    }
+
+    public void Advance(int count)
+    {
+        _current!.Filled += count;
+        _plaintextSize += count;
+        if (_current.Filled == _current.Pages.Length) Submit();
+    }
+
+    /// <summary>Seals the last batch, waits for every batch, moves the tag table behind the pages, writes the header.</summary>
+    public SealedFileInfo Finish()
+    {
+        if (_result is not null) return _result;
+        if (_current is { Filled: > 0 }) Submit();
+        _work.CompleteAdding();
+        foreach (var w in _workers) w?.Join();
+        ThrowIfFailed();
+        if (_digested != _submitted)
+            throw new SealpointException(ErrorKind.Internal, $"page sealer digested {_digested} of {_submitted} batches");
+        long pages = SealedFile.RecordCount(SealedFileKind.Pages, _plaintextSize);
+        long tagBytes = pages * SealedFile.TagSize;
+        byte[] copy = GC.AllocateUninitializedArray<byte>(64 * 1024);
+        for (long off = 0; off < tagBytes;)
+        {
+            int n = (int)Math.Min(copy.Length, tagBytes - off);
+            PagesFile.ReadExactly(_tagsFile.SafeFileHandle, copy.AsSpan(0, n), off, _tagsPath);
+            RandomAccess.Write(_output.SafeFileHandle, copy.AsSpan(0, n), _plaintextSize + off);
+            off += n;
+        }
+        RandomAccess.Write(_output.SafeFileHandle, _headerBytes, _plaintextSize + tagBytes);
+        DeleteTags();
+        _result = new SealedFileInfo(_plaintextSize, SealedFile.SealedSize(SealedFileKind.Pages, _plaintextSize),
+            "sha256:" + Hex.Lower(_digest.GetHashAndReset()));
+        return _result;
+    }
+
+    private Batch TakeFree()
+    {
+        if (_free.TryTake(out var free)) return free;
+        if (_allocated < Batches)
+        {
+            _allocated++;
+            return new Batch();
+        }
+        try { return _free.Take(_abort.Token); }
+        catch (OperationCanceledException) { ThrowIfFailed(); throw; }
+    }
+
+    private void Submit()
+    {
+        var batch = _current!;
+        _current = null;
+        batch.Index = _submitted++;
+        // Workers start with the first full batch: a small image never starts them.
+        if (!_started)
+        {
+            _started = true;
+            for (int i = 0; i < _workers.Length; i++)
+            {
+                var cipher = _newCipher();
+                _workers[i] = new Thread(() => Work(cipher), 256 * 1024) { IsBackground = true, Name = "page-sealer" };
+                _workers[i].Start();
+            }
+        }
+        _work.Add(batch);
+    }
+
+    private void Work(FileCipher cipher)
+    {
+        try
+        {
+            foreach (var batch in _work.GetConsumingEnumerable(_abort.Token))
+            {
+                long firstPage = batch.Index * BatchPages;
+                int count = 0;
+                try
+                {
+                    for (int off = 0; off < batch.Filled; off += SealedFile.PageSize, count++)
+                    {
+                        var page = batch.Pages.AsSpan(off, Math.Min(SealedFile.PageSize, batch.Filled - off));
+                        cipher.Seal(firstPage + count, false, page, page, batch.Tags.AsSpan(count * SealedFile.TagSize, SealedFile.TagSize));
+                    }
+                }
+                catch
+                {
+                    CryptographicOperations.ZeroMemory(batch.Pages);
+                    throw;
+                }
+                batch.TagLength = count * SealedFile.TagSize;
+                // The buffer now holds ciphertext only.
+                RandomAccess.Write(_output.SafeFileHandle, batch.Pages.AsSpan(0, batch.Filled), firstPage * SealedFile.PageSize);
+                RandomAccess.Write(_tagsFile.SafeFileHandle, batch.Tags.AsSpan(0, batch.TagLength), firstPage * SealedFile.TagSize);
+                Digest(batch);
+            }
+        }
+        catch (OperationCanceledException) { }
+        catch (Exception e)
+        {
+            lock (_gate) _error ??= e;
+            _abort.Cancel();
+        }
+        finally { cipher.Dispose(); }
+    }
+
+    /// <summary>Feeds finished batches' tags to the digest in page order, then frees them.</summary>
+    private void Digest(Batch finished)
+    {
+        lock (_gate)
+        {
+            _done[finished.Index] = finished;
+            while (_done.Remove(_digested, out var next))
+            {
+                _digest.AppendData(next.Tags.AsSpan(0, next.TagLength));
+                next.Filled = 0;
+                _digested++;
+                _free.Add(next);
+            }
+        }
+    }
+
+    private void ThrowIfFailed()
+    {
+        Exception? e;
+        lock (_gate) e = _error;
+        if (e is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e).Throw();
+    }
+
+    private void DeleteTags()
+    {
+        _tagsFile.Dispose();
+        try { File.Delete(_tagsPath); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => _plaintextSize;
+    public override long Position { get => _plaintextSize; set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            if (_result is null) _abort.Cancel();
+            _work.CompleteAdding();
+            foreach (var w in _workers) w?.Join();
+            // Batches not yet sealed still hold plaintext.
+            while (_work.TryTake(out var queued)) CryptographicOperations.ZeroMemory(queued.Pages);
+            foreach (var b in _free.Concat(_done.Values).Append(_current))
+                if (b is not null) CryptographicOperations.ZeroMemory(b.Pages);
+            DeleteTags();
+            _digest.Dispose();
+            _output.Dispose();
+            _abort.Dispose();
+        }
+        base.Dispose(disposing);
+    }
+
+    private sealed class Batch
+    {
+        public byte[] Pages { get; } = GC.AllocateUninitializedArray<byte>(BatchPages * SealedFile.PageSize);
+        public byte[] Tags { get; } = new byte[BatchPages * SealedFile.TagSize];
+        public long Index;
+        public int Filled;
+        public int TagLength;
+    }
+}
