@@ -60,7 +60,7 @@ public sealed class SealedCheckpointWriter : IDisposable
         using var source = File.OpenHandle(sourcePath, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
         long length = RandomAccess.GetLength(source);
         using var destination = CreateOutput(name);
-        var info = SealedFileIO.Seal(source, length, destination, destination.SafeFileHandle, header, () => SealedFile.CreateCipher(_dataKey, header, name));
+        var info = SealedFileIO.Seal(source, length, destination, destination.SafeFileHandle, header, () => SealedFile.CreateCipher(_dataKey, header, name), PageVisitorFor(name));
         return Record(name, kind, info);
     }
 
@@ -73,9 +73,12 @@ public sealed class SealedCheckpointWriter : IDisposable
             return new SealedFileStream(name, new PlainWriteStream(output), s => Record(name, ((PlainWriteStream)s).Finish(name)));
         var kind = ImageFiles.KindOf(name);
         var header = NewHeader(kind);
-        var sealing = new SealingStream(output, SealedFile.CreateCipher(_dataKey, header, name), header, ownsOutput: true);
+        var sealing = new SealingStream(output, SealedFile.CreateCipher(_dataKey, header, name), header, ownsOutput: true, PageVisitorFor(name));
         return new SealedFileStream(name, sealing, s => Record(name, kind, ((SealingStream)s).Finish()));
     }
+
+    private PageVisitor? PageVisitorFor(string name) =>
+        _options.PageObserver is { } observer && ImageFiles.IsPages(name) ? (index, page) => observer.OnPage(name, index, page) : null;
 
     public void AddSymlink(string name, string target)
     {

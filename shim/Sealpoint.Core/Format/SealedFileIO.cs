@@ -8,21 +8,24 @@ namespace Sealpoint.Core.Format;
 /// Whole-file sealing and opening between files on disk. Page files are cut into 1 MiB blocks handled by
 /// all cores with positional I/O (every page is independent); stream files go through the sequential streams.
 /// </summary>
+/// <summary>Called with each page's plaintext while a page file is sealed.</summary>
+internal delegate void PageVisitor(long index, ReadOnlySpan<byte> plaintext);
+
 internal static class SealedFileIO
 {
     private const int PagesPerBlock = 256;
     private const int PagedRecord = SealedFile.PageSize + SealedFile.TagSize;
 
     public static SealedFileInfo Seal(SafeFileHandle source, long length, Stream destination, SafeFileHandle destinationHandle,
-        SealedFileHeader header, Func<FileCipher> newCipher)
+        SealedFileHeader header, Func<FileCipher> newCipher, PageVisitor? onPage = null)
     {
         if (header.Kind == SealedFileKind.Stream || length < 4L * PagesPerBlock * SealedFile.PageSize)
         {
-            using var sealing = new SealingStream(destination, newCipher(), header, ownsOutput: false);
+            using var sealing = new SealingStream(destination, newCipher(), header, ownsOutput: false, onPage);
             CopyFromHandle(source, length, sealing);
             return sealing.Finish();
         }
-        return SealPagesParallel(source, length, destinationHandle, header, newCipher);
+        return SealPagesParallel(source, length, destinationHandle, header, newCipher, onPage);
     }
 
     private static void CopyFromHandle(SafeFileHandle source, long length, Stream to)
@@ -42,7 +45,7 @@ internal static class SealedFileIO
     }
 
     private static SealedFileInfo SealPagesParallel(SafeFileHandle source, long length, SafeFileHandle destination,
-        SealedFileHeader header, Func<FileCipher> newCipher)
+        SealedFileHeader header, Func<FileCipher> newCipher, PageVisitor? onPage)
     {
         long pages = SealedFile.RecordCount(SealedFileKind.Pages, length);
         long blocks = (pages + PagesPerBlock - 1) / PagesPerBlock;
@@ -60,6 +63,7 @@ internal static class SealedFileIO
             {
                 int len = Math.Min(SealedFile.PageSize, plainLen - off);
                 var tag = w.Sealed.AsSpan(outLen + len, SealedFile.TagSize);
+                onPage?.Invoke(firstPage + p, w.Plain.AsSpan(off, len));
                 w.Cipher.Seal(firstPage + p, false, w.Plain.AsSpan(off, len), w.Sealed.AsSpan(outLen, len), tag);
                 tag.CopyTo(tags.AsSpan((int)((firstPage + p) * SealedFile.TagSize)));
                 outLen += len + SealedFile.TagSize;

@@ -29,8 +29,11 @@ internal sealed class SealingStream : Stream
     private long _sealedSize;
     private SealedFileInfo? _result;
 
-    public SealingStream(Stream output, FileCipher cipher, SealedFileHeader header, bool ownsOutput)
+    private readonly PageVisitor? _onPage;
+
+    public SealingStream(Stream output, FileCipher cipher, SealedFileHeader header, bool ownsOutput, PageVisitor? onPage = null)
     {
+        _onPage = header.Kind == SealedFileKind.Pages ? onPage : null;
         _output = output;
         _ownsOutput = ownsOutput;
         _cipher = cipher;
@@ -101,6 +104,7 @@ internal sealed class SealingStream : Stream
                 int len = Math.Min(_chunk, _filled - off);
                 var ct = _sealed.AsSpan(outLen, len);
                 var tag = _sealed.AsSpan(outLen + len, SealedFile.TagSize);
+                _onPage?.Invoke(_index, _plain.AsSpan(off, len));
                 _cipher.Seal(_index++, false, _plain.AsSpan(off, len), ct, tag);
                 _digest.AppendData(tag);
                 outLen += len + SealedFile.TagSize;
