@@ -1,1 +1,0 @@
-namespace Sealpoint.TestSupport; internal static class Placeholder { }
