@@ -73,7 +73,7 @@ public readonly record struct Digest
     internal static string Truncate(string? s, int max = 80) => s is null ? "(none)" : s.Length <= max ? s : s[..max] + "…";
 }
 
-internal sealed class DigestJsonConverter : JsonConverter<Digest>
+public sealed class DigestJsonConverter : JsonConverter<Digest>
 {
     public override Digest Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
     {

@@ -15,6 +15,9 @@ public static class Program
         new SealCommand(),
         new OpenCommand(),
         new InspectCommand(),
+        new PackCommand(),
+        new PushCommand(),
+        new PullCommand(),
     ];
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
