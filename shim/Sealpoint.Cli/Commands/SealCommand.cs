@@ -13,6 +13,8 @@ public sealed class SealCommand : Command
     public override string Arguments => "DIR";
     public override string Details =>
         "Without --out the directory is replaced by its sealed form (sealed beside it, swapped in, plaintext removed).\n" +
+        "--in-place encrypts the files where they are instead: fastest, overwrites the plaintext blocks themselves, but an\n" +
+        "interruption leaves the dump unusable.\n" +
         "Memory pages are sealed per 4 KiB page, every other image as an authenticated stream; see docs/format.md.";
     public override IReadOnlyList<OptionSpec> Options =>
     [
@@ -21,6 +23,7 @@ public sealed class SealCommand : Command
         new("cipher", "AEAD", "metadata cipher: chacha20-poly1305 (default) or aes-256-gcm"),
         new("pages-cipher", "AEAD", "memory page cipher: aes-256-gcm (default) or chacha20-poly1305"),
         new("parent", "SEALED_DIR", "the sealed checkpoint this one continues (lineage, generation)"),
+        new("in-place", null, "encrypt the files where they are (fastest; see above)"),
         new("no-sync", null, "do not flush to disk before writing the envelope (faster, less safe)"),
         PkiOption,
         Json,
@@ -39,7 +42,10 @@ public sealed class SealCommand : Command
         };
         var clock = Stopwatch.StartNew();
         string? outDir = args.Get("out");
-        var envelope = outDir is null ? CheckpointSealer.SealInPlace(dir, options) : CheckpointSealer.SealDirectory(dir, outDir, options);
+        if (outDir is not null && args.Has("in-place")) throw UsageError("--in-place and --out exclude each other", "give one of them");
+        var envelope = outDir is not null ? CheckpointSealer.SealDirectory(dir, outDir, options)
+            : args.Has("in-place") ? CheckpointSealer.SealFilesInPlace(dir, options)
+            : CheckpointSealer.SealInPlace(dir, options);
         clock.Stop();
         long bytes = envelope.Files.Sum(f => f.Size ?? 0);
         if (output.IsJson)

@@ -33,6 +33,32 @@ public static class CheckpointSealer
     }
 
     /// <summary>
+    /// Seals a directory's files where they are: the fastest way (page files are encrypted in place, no second copy)
+    /// and it overwrites the plaintext itself. An interruption leaves the directory unusable, so this is opt-in.
+    /// </summary>
+    public static Envelope SealFilesInPlace(string directory, SealOptions options)
+    {
+        directory = Path.GetFullPath(directory);
+        if (!Directory.Exists(directory))
+            throw new SealpointException(ErrorKind.NotFound, $"image directory {directory} does not exist", "give the directory CRIU dumped into (-D/--images-dir)");
+        if (SealedCheckpoint.IsSealed(directory))
+            throw new SealpointException(ErrorKind.Usage, $"{directory} is already sealed", "it needs no further sealing; use 'sealpoint open' to decrypt it");
+        var entries = Scan(directory);
+        using var writer = SealedCheckpointWriter.CreateInPlace(directory, options);
+        foreach (var link in entries.Where(e => e.LinkTarget is not null)) writer.AddExistingSymlink(link.Name, link.LinkTarget!);
+        var files = entries.Where(e => e.LinkTarget is null).OrderByDescending(e => ((FileInfo)e).Length).ToList();
+        try
+        {
+            Parallel.ForEach(files, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, f => writer.SealExisting(f.Name));
+        }
+        catch (AggregateException e) when (e.InnerExceptions.FirstOrDefault(x => x is SealpointException) is { } first)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
+        }
+        return writer.Complete();
+    }
+
+    /// <summary>
     /// Seals a directory and puts the sealed result in its place: sealed into a sibling, then swapped in, then the
     /// plaintext removed. If anything fails before the swap, the original directory is untouched.
     /// </summary>

@@ -112,16 +112,22 @@ public sealed class SealedCheckpoint : IDisposable
         var entry = Envelope.Files.FirstOrDefault(f => f.Name == name)
             ?? throw new SealpointException(ErrorKind.NotFound, $"'{name}' is not part of checkpoint {Envelope.CheckpointId}");
         string path = Path.Combine(Directory, name);
+        if (entry.Kind == FileEntryKinds.Symlink)
+            throw new SealpointException(ErrorKind.Usage, $"'{name}' is a symlink to '{entry.Target}', not a file");
         if (!entry.IsSealed) return new PlainVerifyingStream(File.OpenRead(path), entry);
-        var input = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         try
         {
-            var (header, headerBytes) = ReadHeader(input, entry);
-            return new OpeningStream(input, SealedFile.CreateCipher(_dataKey, header, name), header, headerBytes, name, entry.Size!.Value, entry.Digest!);
+            var (header, headerBytes) = ReadHeader(handle, entry);
+            var cipher = SealedFile.CreateCipher(_dataKey, header, name);
+            if (header.Kind == SealedFileKind.Pages)
+                return new PagesOpeningStream(handle, cipher, headerBytes, name, entry.Size!.Value, entry.Digest!);
+            var input = new FileStream(handle, FileAccess.Read, 1 << 16) { Position = SealedFile.HeaderSize };
+            return new OpeningStream(input, cipher, header, headerBytes, name, entry.Size!.Value, entry.Digest!);
         }
         catch
         {
-            input.Dispose();
+            handle.Dispose();
             throw;
         }
     }
@@ -156,30 +162,32 @@ public sealed class SealedCheckpoint : IDisposable
             verify.CopyTo(output);
             return;
         }
-        using var input = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        var (header, headerBytes) = ReadHeader(input, entry);
+        using var handle = File.OpenHandle(source, FileMode.Open, FileAccess.Read, FileShare.Read);
+        var (header, headerBytes) = ReadHeader(handle, entry);
         Func<FileCipher> newCipher = () => SealedFile.CreateCipher(_dataKey, header, entry.Name);
         if (target is null)
         {
-            using var opening = new OpeningStream(new NonClosingStream(input), newCipher(), header, headerBytes, entry.Name, entry.Size!.Value, entry.Digest!);
-            opening.CopyTo(Stream.Null, 1 << 20);
+            // Verification only: decrypt into a scratch buffer that is wiped, never written anywhere.
+            using var reader = OpenFile(entry.Name);
+            byte[] scratch = GC.AllocateUninitializedArray<byte>(1 << 20);
+            try { while (reader.Read(scratch) > 0) { } }
+            finally { CryptographicOperations.ZeroMemory(scratch); }
             return;
         }
-        using var destinationStream = CreatePrivate(target);
-        var destination = destinationStream.SafeFileHandle;
-        SealedFileIO.Open(input.SafeFileHandle, input, header, headerBytes, entry.Name, entry.Size!.Value, entry.Digest!, destination, newCipher);
+        using var destination = CreatePrivate(target);
+        SealedFileIO.Open(handle, header, headerBytes, entry.Name, entry.Size!.Value, entry.Digest!, destination.SafeFileHandle, newCipher);
     }
 
-    private (SealedFileHeader, byte[]) ReadHeader(Stream input, FileEntry entry)
+    private (SealedFileHeader, byte[]) ReadHeader(Microsoft.Win32.SafeHandles.SafeFileHandle handle, FileEntry entry)
     {
+        var expectedKind = entry.Kind == FileEntryKinds.Pages ? SealedFileKind.Pages : SealedFileKind.Stream;
         byte[] bytes = new byte[SealedFile.HeaderSize];
-        if (input.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false) < bytes.Length)
+        if (RandomAccess.Read(handle, bytes, SealedFile.HeaderOffset(expectedKind, entry.Size!.Value)) < bytes.Length)
             throw new IntegrityException($"'{entry.Name}' is truncated (no complete header)");
         var header = SealedFile.ParseHeader(bytes, entry.Name);
         string owner = Hex.Lower(header.CheckpointId);
         if (owner != Envelope.CheckpointId)
             throw new IntegrityException($"'{entry.Name}' belongs to checkpoint {owner}, not to {Envelope.CheckpointId} (files mixed between checkpoints)");
-        var expectedKind = entry.Kind == FileEntryKinds.Pages ? SealedFileKind.Pages : SealedFileKind.Stream;
         var expectedCipher = AeadAlgorithms.Parse(expectedKind == SealedFileKind.Pages ? Envelope.PagesCipher : Envelope.MetadataCipher, "envelope");
         if (header.Kind != expectedKind || header.Aead != expectedCipher)
             throw new IntegrityException($"'{entry.Name}' is not the kind of sealed file the envelope lists (swapped with another file)");

@@ -22,10 +22,12 @@ public sealed class SealedCheckpointWriter : IDisposable
     private readonly IReadOnlyList<RecipientStanza> _stanzas;
     private readonly ConcurrentDictionary<string, FileEntry?> _entries = new(StringComparer.Ordinal);
     private readonly bool _createdDirectory;
+    private readonly bool _inPlace;
     private bool _completed;
 
-    private SealedCheckpointWriter(string directory, SealOptions options, bool createdDirectory)
+    private SealedCheckpointWriter(string directory, SealOptions options, bool createdDirectory, bool inPlace = false)
     {
+        _inPlace = inPlace;
         Directory = directory;
         _options = options;
         _createdDirectory = createdDirectory;
@@ -50,6 +52,13 @@ public sealed class SealedCheckpointWriter : IDisposable
         return new SealedCheckpointWriter(directory, options, created);
     }
 
+    /// <summary>
+    /// A writer that seals the files of <paramref name="directory"/> where they are (<see cref="SealExisting"/>).
+    /// If it fails midway the directory is left without an envelope and is not a usable checkpoint any more.
+    /// </summary>
+    public static SealedCheckpointWriter CreateInPlace(string directory, SealOptions options) =>
+        new(Path.GetFullPath(directory), options, createdDirectory: false, inPlace: true);
+
     /// <summary>Seals a file on disk; page files use every core.</summary>
     public FileEntry SealFile(string name, string sourcePath)
     {
@@ -60,7 +69,40 @@ public sealed class SealedCheckpointWriter : IDisposable
         using var source = File.OpenHandle(sourcePath, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
         long length = RandomAccess.GetLength(source);
         using var destination = CreateOutput(name);
-        var info = SealedFileIO.Seal(source, length, destination, destination.SafeFileHandle, header, () => SealedFile.CreateCipher(_dataKey, header, name), PageVisitorFor(name));
+        var info = SealedFileIO.Seal(source, length, destination, header, () => SealedFile.CreateCipher(_dataKey, header, name), PageVisitorFor(name));
+        return Record(name, kind, info);
+    }
+
+    /// <summary>
+    /// Seals a file that is already in this writer's directory, replacing its plaintext. Page files are encrypted in
+    /// place (no second copy, and the plaintext blocks themselves are overwritten); other files are sealed beside and
+    /// renamed over. Only for writers made with <see cref="CreateInPlace"/>.
+    /// </summary>
+    public FileEntry SealExisting(string name)
+    {
+        if (!_inPlace) throw new InvalidOperationException("SealExisting needs a writer made with CreateInPlace");
+        Reserve(name);
+        string path = Path.Combine(Directory, name);
+        if (ImageFiles.PlaintextNames.Contains(name))
+        {
+            using var hashing = new PlainWriteStream(Stream.Null);
+            using (var input = File.OpenRead(path)) input.CopyTo(hashing);
+            return Record(name, hashing.Finish(name));
+        }
+        var kind = ImageFiles.KindOf(name);
+        var header = NewHeader(kind);
+        Func<FileCipher> newCipher = () => SealedFile.CreateCipher(_dataKey, header, name);
+        if (kind == SealedFileKind.Pages)
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None, 0);
+            return Record(name, kind, SealedFileIO.Seal(file.SafeFileHandle, file.Length, file, header, newCipher, PageVisitorFor(name)));
+        }
+        string tmp = path + ".sealpoint-tmp";
+        SealedFileInfo info;
+        using (var source = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan))
+        using (var destination = new FileStream(tmp, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile, BufferSize = 0 }))
+            info = SealedFileIO.Seal(source, RandomAccess.GetLength(source), destination, header, newCipher);
+        File.Move(tmp, path, overwrite: true);
         return Record(name, kind, info);
     }
 
@@ -73,10 +115,14 @@ public sealed class SealedCheckpointWriter : IDisposable
             return new SealedFileStream(name, new PlainWriteStream(output), s => Record(name, ((PlainWriteStream)s).Finish(name)));
         var kind = ImageFiles.KindOf(name);
         var header = NewHeader(kind);
-        var sealing = new SealingStream(output, SealedFile.CreateCipher(_dataKey, header, name), header, ownsOutput: true, PageVisitorFor(name));
+        var cipher = SealedFile.CreateCipher(_dataKey, header, name);
+        if (kind == SealedFileKind.Pages)
+            return new SealedFileStream(name, new PagesSealingStream(output, cipher, header, PageVisitorFor(name)), s => Record(name, kind, ((PagesSealingStream)s).Finish()));
+        var sealing = new SealingStream(output, cipher, header, ownsOutput: true);
         return new SealedFileStream(name, sealing, s => Record(name, kind, ((SealingStream)s).Finish()));
     }
 
+    /// <summary>The observer's view of one page file (<see cref="SealOptions.PageObserver"/>), or null.</summary>
     private PageVisitor? PageVisitorFor(string name) =>
         _options.PageObserver is { } observer && ImageFiles.IsPages(name) ? (index, page) => observer.OnPage(name, index, page) : null;
 
@@ -84,6 +130,14 @@ public sealed class SealedCheckpointWriter : IDisposable
     {
         Reserve(name);
         File.CreateSymbolicLink(Path.Combine(Directory, name), target);
+        _entries[name] = new FileEntry { Name = name, Kind = FileEntryKinds.Symlink, Target = target };
+    }
+
+    /// <summary>Records a symlink already present in an in-place writer's directory.</summary>
+    public void AddExistingSymlink(string name, string target)
+    {
+        if (!_inPlace) throw new InvalidOperationException("AddExistingSymlink needs a writer made with CreateInPlace");
+        Reserve(name);
         _entries[name] = new FileEntry { Name = name, Kind = FileEntryKinds.Symlink, Target = target };
     }
 
@@ -162,6 +216,11 @@ public sealed class SealedCheckpointWriter : IDisposable
     {
         CryptographicOperations.ZeroMemory(_dataKey);
         if (_completed) return;
+        if (_inPlace)
+        {
+            foreach (var name in _entries.Keys) FileSystem.RemoveTree(Path.Combine(Directory, name + ".sealpoint-tmp"));
+            return;
+        }
         foreach (var name in _entries.Keys) FileSystem.RemoveTree(Path.Combine(Directory, name));
         FileSystem.RemoveTree(Path.Combine(Directory, ImageFiles.EnvelopeName + ".tmp"));
         if (_createdDirectory) FileSystem.RemoveTree(Directory);

@@ -18,8 +18,6 @@ public sealed class SealedPageCodec : IDisposable
     public const int PageSize = SealedFile.PageSize;
     public const int TagSize = SealedFile.TagSize;
     public const int HeaderSize = SealedFile.HeaderSize;
-    /// <summary>A full page's record: ciphertext then tag.</summary>
-    public const int FullRecordSize = PageSize + TagSize;
 
     private readonly byte[] _dataKey;
 
@@ -54,8 +52,14 @@ public sealed class SealedPageCodec : IDisposable
 
     public static long SealedSize(long plaintextSize) => SealedFile.SealedSize(SealedFileKind.Pages, plaintextSize);
 
-    /// <summary>Where page <paramref name="index"/>'s record starts in the sealed file.</summary>
-    public static long RecordOffset(long index) => HeaderSize + index * FullRecordSize;
+    /// <summary>Where page <paramref name="index"/>'s ciphertext sits in the sealed file: at its plaintext offset.</summary>
+    public static long CiphertextOffset(long index) => index * PageSize;
+
+    /// <summary>Where page <paramref name="index"/>'s tag sits: in the tag table after the last page.</summary>
+    public static long TagOffset(long plaintextSize, long index) => plaintextSize + index * TagSize;
+
+    /// <summary>Where the 64-byte header sits: last, after the tag table.</summary>
+    public static long HeaderOffset(long plaintextSize) => SealedFile.HeaderOffset(SealedFileKind.Pages, plaintextSize);
 
     /// <summary>Plaintext length of page <paramref name="index"/> (only a file's last page may be short).</summary>
     public static int PageLength(long plaintextSize, long index) => (int)Math.Min(PageSize, plaintextSize - index * PageSize);
@@ -111,21 +115,21 @@ public sealed class SealedPageCodec : IDisposable
             return SealedPageCodec.PageLength(Size, index);
         }
 
-        /// <summary>Verifies and decrypts one record (ciphertext then tag); false (and zeroed output) when it does not authenticate.</summary>
-        public bool TryOpen(long index, ReadOnlySpan<byte> record, Span<byte> plaintext)
+        /// <summary>Verifies and decrypts one page; false (and zeroed output) when it does not authenticate.</summary>
+        public bool TryOpen(long index, ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> tag, Span<byte> plaintext)
         {
             int len = PageLength(index);
-            if (record.Length != len + TagSize || plaintext.Length < len) return false;
-            return _cipher.TryOpen(index, false, record[..len], record[len..], plaintext[..len]);
+            if (ciphertext.Length != len || tag.Length != TagSize || plaintext.Length < len) return false;
+            return _cipher.TryOpen(index, false, ciphertext, tag, plaintext[..len]);
         }
 
-        /// <summary>Seals one page at <paramref name="index"/> into <paramref name="record"/> (ciphertext then tag).</summary>
-        public void Seal(long index, ReadOnlySpan<byte> plaintext, Span<byte> record)
+        /// <summary>Seals one page at <paramref name="index"/>, exactly as the sealer does.</summary>
+        public void Seal(long index, ReadOnlySpan<byte> plaintext, Span<byte> ciphertext, Span<byte> tag)
         {
             int len = PageLength(index);
-            if (plaintext.Length != len || record.Length != len + TagSize)
+            if (plaintext.Length != len || ciphertext.Length != len || tag.Length != TagSize)
                 throw new ArgumentException($"page {index} of '{Name}' has {len} bytes");
-            _cipher.Seal(index, false, plaintext, record[..len], record[len..]);
+            _cipher.Seal(index, false, plaintext, ciphertext, tag);
         }
 
         public void Dispose() => _cipher.Dispose();

@@ -4,13 +4,14 @@ using Sealpoint.Core.Crypto;
 namespace Sealpoint.Core.Format;
 
 /// <summary>
-/// A read-only stream over one sealed file that yields plaintext only after each record's tag verified.
+/// A read-only stream over one sealed stream file that yields plaintext only after each chunk's tag verified.
 /// The expected plaintext size and digest come from the (already authenticated) envelope, so truncation,
 /// extension and a wrong last-chunk flag are all caught; the header has been checked by the caller.
 /// </summary>
 internal sealed class OpeningStream : Stream
 {
     private readonly Stream _input;
+    private readonly bool _ownsInput;
     private readonly FileCipher _cipher;
     private readonly SealedFileKind _kind;
     private readonly int _chunk;
@@ -27,9 +28,10 @@ internal sealed class OpeningStream : Stream
     private long _position;
 
     public OpeningStream(Stream input, FileCipher cipher, SealedFileHeader header, ReadOnlySpan<byte> headerBytes,
-        string name, long plaintextSize, string expectedDigest)
+        string name, long plaintextSize, string expectedDigest, bool ownsInput = true)
     {
         _input = input;
+        _ownsInput = ownsInput;
         _cipher = cipher;
         _kind = header.Kind;
         _chunk = header.ChunkSize;
@@ -80,9 +82,8 @@ internal sealed class OpeningStream : Stream
         if (got < record.Length)
             throw new IntegrityException($"'{_name}' is truncated: record {_index} of {_records} is incomplete");
         var tag = record[len..];
-        bool isLastFlag = _kind == SealedFileKind.Stream && last;
-        if (!_cipher.TryOpen(_index, isLastFlag, record[..len], tag, _plain.AsSpan(0, len)))
-            throw new IntegrityException($"'{_name}' failed authentication at {(_kind == SealedFileKind.Pages ? "page" : "chunk")} {_index} (modified, reordered or from another checkpoint)");
+        if (!_cipher.TryOpen(_index, last, record[..len], tag, _plain.AsSpan(0, len)))
+            throw new IntegrityException($"'{_name}' failed authentication at chunk {_index} (modified, reordered, truncated or from another checkpoint)");
         _digest.AppendData(tag);
         _index++;
         _available = len;
@@ -109,7 +110,7 @@ internal sealed class OpeningStream : Stream
             CryptographicOperations.ZeroMemory(_plain);
             _digest.Dispose();
             _cipher.Dispose();
-            _input.Dispose();
+            if (_ownsInput) _input.Dispose();
         }
         base.Dispose(disposing);
     }

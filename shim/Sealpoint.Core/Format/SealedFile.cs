@@ -12,7 +12,7 @@ public enum SealedFileKind : byte
     Pages = 2,
 }
 
-/// <summary>The 64-byte header at the start of every sealed file (docs/format.md, "Sealed files").</summary>
+/// <summary>The 64-byte header of every sealed file (docs/format.md, "Sealed files"): first in stream files, last in page files.</summary>
 internal sealed record SealedFileHeader(SealedFileKind Kind, AeadAlgorithm Aead, int ChunkSize, byte[] CheckpointId, byte[] Salt)
 {
     public byte[] ToBytes()
@@ -52,6 +52,13 @@ internal static class SealedFile
 
     public static long SealedSize(SealedFileKind kind, long plaintextSize) =>
         HeaderSize + plaintextSize + RecordCount(kind, plaintextSize) * TagSize;
+
+    /// <summary>
+    /// Where the header sits: first in a stream file; last in a page file, whose ciphertext pages keep the plaintext
+    /// offsets (page i at i*4096), followed by the tag table and then the header.
+    /// </summary>
+    public static long HeaderOffset(SealedFileKind kind, long plaintextSize) =>
+        kind == SealedFileKind.Pages ? plaintextSize + RecordCount(kind, plaintextSize) * TagSize : 0;
 
     /// <summary>Plaintext size implied by a sealed file's length, or -1 when no plaintext size fits.</summary>
     public static long PlaintextSizeOf(SealedFileKind kind, long sealedSize)

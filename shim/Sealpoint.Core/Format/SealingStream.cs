@@ -7,14 +7,12 @@ namespace Sealpoint.Core.Format;
 public sealed record SealedFileInfo(long PlaintextSize, long SealedSize, string Digest);
 
 /// <summary>
-/// A write-only stream that seals what is written into <c>output</c> as one sealed file, in bounded memory.
-/// Stream files hold back one chunk so the last can be flagged; page files seal whole pages in batches.
+/// A write-only stream that seals what is written into <c>output</c> as one sealed stream file, in bounded memory
+/// (one 64 KiB chunk is held back so that the last chunk can be flagged).
 /// Call <see cref="Finish"/> to seal the tail; disposing without it leaves an unfinished file that fails verification.
 /// </summary>
 internal sealed class SealingStream : Stream
 {
-    private const int PagesPerBatch = 64;
-
     private readonly Stream _output;
     private readonly bool _ownsOutput;
     private readonly FileCipher _cipher;
@@ -29,19 +27,16 @@ internal sealed class SealingStream : Stream
     private long _sealedSize;
     private SealedFileInfo? _result;
 
-    private readonly PageVisitor? _onPage;
-
-    public SealingStream(Stream output, FileCipher cipher, SealedFileHeader header, bool ownsOutput, PageVisitor? onPage = null)
+    public SealingStream(Stream output, FileCipher cipher, SealedFileHeader header, bool ownsOutput)
     {
-        _onPage = header.Kind == SealedFileKind.Pages ? onPage : null;
         _output = output;
         _ownsOutput = ownsOutput;
         _cipher = cipher;
         _kind = header.Kind;
         _chunk = header.ChunkSize;
-        int records = _kind == SealedFileKind.Pages ? PagesPerBatch : 1;
-        _plain = GC.AllocateUninitializedArray<byte>(records * _chunk);
-        _sealed = GC.AllocateUninitializedArray<byte>(records * (_chunk + SealedFile.TagSize));
+        if (_kind != SealedFileKind.Stream) throw new ArgumentException("page files are sealed by PagesSealingStream");
+        _plain = GC.AllocateUninitializedArray<byte>(_chunk);
+        _sealed = GC.AllocateUninitializedArray<byte>(_chunk + SealedFile.TagSize);
         byte[] h = header.ToBytes();
         _output.Write(h);
         _digest.AppendData(h);
@@ -89,27 +84,10 @@ internal sealed class SealingStream : Stream
 
     private void SealBuffer(bool final)
     {
-        int outLen = 0;
-        if (_kind == SealedFileKind.Stream)
-        {
-            var tag = _sealed.AsSpan(_filled, SealedFile.TagSize);
-            _cipher.Seal(_index++, final, _plain.AsSpan(0, _filled), _sealed.AsSpan(0, _filled), tag);
-            _digest.AppendData(tag);
-            outLen = _filled + SealedFile.TagSize;
-        }
-        else
-        {
-            for (int off = 0; off < _filled; off += _chunk)
-            {
-                int len = Math.Min(_chunk, _filled - off);
-                var ct = _sealed.AsSpan(outLen, len);
-                var tag = _sealed.AsSpan(outLen + len, SealedFile.TagSize);
-                _onPage?.Invoke(_index, _plain.AsSpan(off, len));
-                _cipher.Seal(_index++, false, _plain.AsSpan(off, len), ct, tag);
-                _digest.AppendData(tag);
-                outLen += len + SealedFile.TagSize;
-            }
-        }
+        var tag = _sealed.AsSpan(_filled, SealedFile.TagSize);
+        _cipher.Seal(_index++, final, _plain.AsSpan(0, _filled), _sealed.AsSpan(0, _filled), tag);
+        _digest.AppendData(tag);
+        int outLen = _filled + SealedFile.TagSize;
         _output.Write(_sealed, 0, outLen);
         _sealedSize += outLen;
         CryptographicOperations.ZeroMemory(_plain.AsSpan(0, _filled));

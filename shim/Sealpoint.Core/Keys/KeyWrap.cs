@@ -27,7 +27,8 @@ internal static class KeyWrap
         };
     }
 
-    public static RecipientStanza Wrap(Recipient recipient, ReadOnlySpan<byte> dataKey, ReadOnlySpan<byte> checkpointId)
+    /// <param name="ephemeralForVectors">Only for test vectors: a fixed ephemeral key instead of a fresh one.</param>
+    public static RecipientStanza Wrap(Recipient recipient, ReadOnlySpan<byte> dataKey, ReadOnlySpan<byte> checkpointId, ECDiffieHellman? ephemeralForVectors = null)
     {
         if (recipient.Type == RsaOaepSha256)
         {
@@ -40,7 +41,7 @@ internal static class KeyWrap
         }
         using ECDiffieHellman peer = recipient.Certificate.GetECDiffieHellmanPublicKey()!;
         var curve = peer.ExportParameters(false).Curve;
-        using var ephemeral = ECDiffieHellman.Create(curve);
+        using var ephemeral = ephemeralForVectors ?? ECDiffieHellman.Create(curve);
         byte[] ephemeralSpki = ephemeral.ExportSubjectPublicKeyInfo();
         byte[] shared = ephemeral.DeriveRawSecretAgreement(peer.PublicKey);
         byte[] wrapped = new byte[dataKey.Length + AeadAlgorithms.TagSize];

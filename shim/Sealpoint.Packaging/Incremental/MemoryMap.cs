@@ -11,6 +11,8 @@ namespace Sealpoint.Packaging.Incremental;
 /// an earlier checkpoint of the lineage (the source's envelope and page-file headers are embedded), and go to the
 /// pages listed in <see cref="MapChunk.To"/>. The map is not authenticated: a restoring node checks every page it
 /// rebuilds against the page tags authenticated by this checkpoint's envelope before writing it.
+/// A chunk's payload holds, for each run of <see cref="MapChunk.From"/> in order, the run's ciphertext pages (as in the
+/// sealed file) followed by the run's 16-byte page tags.
 /// </summary>
 public sealed record MemoryMap
 {

@@ -190,24 +190,9 @@ public static class Packer
     {
         long size = entry.Size!.Value, pages = SealedPageCodec.PageCount(size);
         var result = new byte[SealedPageCodec.HeaderSize + pages * SealedPageCodec.TagSize];
-        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
-        ReadAt(handle, result.AsSpan(0, SealedPageCodec.HeaderSize), 0, path);
-        const int batch = 256;
-        byte[] buffer = new byte[batch * SealedPageCodec.FullRecordSize];
-        for (long first = 0; first < pages; first += batch)
-        {
-            long count = Math.Min(batch, pages - first);
-            long start = SealedPageCodec.RecordOffset(first);
-            long end = first + count == pages ? SealedPageCodec.SealedSize(size) : SealedPageCodec.RecordOffset(first + count);
-            ReadAt(handle, buffer.AsSpan(0, (int)(end - start)), start, path);
-            int pos = 0;
-            for (long i = 0; i < count; i++)
-            {
-                int len = SealedPageCodec.PageLength(size, first + i);
-                buffer.AsSpan(pos + len, SealedPageCodec.TagSize).CopyTo(result.AsSpan((int)(SealedPageCodec.HeaderSize + (first + i) * SealedPageCodec.TagSize)));
-                pos += len + SealedPageCodec.TagSize;
-            }
-        }
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        ReadAt(handle, result.AsSpan(0, SealedPageCodec.HeaderSize), SealedPageCodec.HeaderOffset(size), path);
+        ReadAt(handle, result.AsSpan(SealedPageCodec.HeaderSize), SealedPageCodec.TagOffset(size, 0), path);
         string digest = SealedPageCodec.DigestOf(result.AsSpan(0, SealedPageCodec.HeaderSize), result.AsSpan(SealedPageCodec.HeaderSize));
         if (digest != entry.Digest)
             throw new IntegrityException($"sealed memory image {path} does not match its envelope digest (modified or truncated)", "pack an intact sealed checkpoint");
@@ -297,14 +282,15 @@ public static class Packer
         Parallel.ForEach(toMeasure, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
         {
             var chunk = chunks[i];
+            // Per run: its ciphertext pages, then their tags (see MemoryMap: the payload layout).
             var payload = new List<Segment>();
             foreach (var run in chunk.Runs)
             {
                 var (path, size) = pageFilePaths[run.File];
-                long pages = SealedPageCodec.PageCount(size);
-                long start = SealedPageCodec.RecordOffset(run.First);
-                long end = run.First + run.Count == pages ? SealedPageCodec.SealedSize(size) : SealedPageCodec.RecordOffset(run.First + run.Count);
+                long start = SealedPageCodec.CiphertextOffset(run.First);
+                long end = Math.Min(SealedPageCodec.CiphertextOffset(run.First + run.Count), size);
                 payload.Add(new Segment.FileRange(path, start, end - start));
+                payload.Add(new Segment.FileRange(path, SealedPageCodec.TagOffset(size, run.First), run.Count * SealedPageCodec.TagSize));
             }
             long payloadSize = payload.Sum(s => s.Length);
             var tar = LayerTar.OneFile($"{CheckpointImage.ChunksDir}/{envelope.CheckpointId}-{i:D6}", payload);
@@ -323,7 +309,7 @@ public static class Packer
         var self = new PackedSource
         {
             Envelope = Convert.ToBase64String(File.ReadAllBytes(Path.Combine(source.CheckpointDirectory, ImageFiles.EnvelopeName))),
-            Headers = pageFiles.ToDictionary(f => f.Name, f => Convert.ToBase64String(ReadHeader(pageFilePaths[f.Name].Path)), StringComparer.Ordinal),
+            Headers = pageFiles.ToDictionary(f => f.Name, f => Convert.ToBase64String(ReadHeader(pageFilePaths[f.Name].Path, pageFilePaths[f.Name].Size)), StringComparer.Ordinal),
             Recipients = recipientIds.ToList(),
         };
         var historySources = new Dictionary<string, PackedSource>(usedSources, StringComparer.Ordinal) { [envelope.CheckpointId] = self };
@@ -354,11 +340,11 @@ public static class Packer
         Annotations = new Dictionary<string, string> { [CheckpointImage.LayerAnnotation] = CheckpointImage.MemoryLayer },
     };
 
-    private static byte[] ReadHeader(string path)
+    private static byte[] ReadHeader(string path, long size)
     {
         var header = new byte[SealedPageCodec.HeaderSize];
         using var handle = File.OpenHandle(path);
-        ReadAt(handle, header, 0, path);
+        ReadAt(handle, header, SealedPageCodec.HeaderOffset(size), path);
         return header;
     }
 

@@ -431,6 +431,7 @@ public static class Unpacker
             public ReadOnlySpan<byte> Header => headerAndTags.AsSpan(0, SealedPageCodec.HeaderSize);
             public ReadOnlySpan<byte> Tag(long index) => headerAndTags.AsSpan((int)(SealedPageCodec.HeaderSize + index * SealedPageCodec.TagSize), SealedPageCodec.TagSize);
 
+            /// <summary>The file at its sealed size, with the authenticated tag table and header already in place.</summary>
             public void Create(string dir)
             {
                 _file = new FileStream(Path.Combine(dir, Name), new FileStreamOptions
@@ -438,14 +439,15 @@ public static class Unpacker
                     Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
                 });
                 _file.SetLength(SealedPageCodec.SealedSize(Size));
-                RandomAccess.Write(_file.SafeFileHandle, Header, 0);
+                RandomAccess.Write(_file.SafeFileHandle, headerAndTags.AsSpan(SealedPageCodec.HeaderSize), SealedPageCodec.TagOffset(Size, 0));
+                RandomAccess.Write(_file.SafeFileHandle, Header, SealedPageCodec.HeaderOffset(Size));
             }
 
-            public void Write(long index, ReadOnlySpan<byte> record, string source)
+            public void Write(long index, ReadOnlySpan<byte> ciphertext, string source)
             {
                 if (Interlocked.Exchange(ref _written[index], 1) != 0)
                     throw new IntegrityException($"the memory map of {source} writes page {index} of '{Name}' twice");
-                RandomAccess.Write(_file!.SafeFileHandle, record, SealedPageCodec.RecordOffset(index));
+                RandomAccess.Write(_file!.SafeFileHandle, ciphertext, SealedPageCodec.CiphertextOffset(index));
             }
 
             public long? Missing()
@@ -462,85 +464,86 @@ public static class Unpacker
             }
         }
 
-        /// <summary>Per-thread ciphers (they are not thread-safe) and a page buffer wiped after use.</summary>
+        /// <summary>Per-thread ciphers (they are not thread-safe) and page buffers wiped after use.</summary>
         private sealed class Worker(MemoryRebuild owner) : IDisposable
         {
             private readonly Dictionary<(int, string), SealedPageCodec.PageFile> _files = [];
             private readonly byte[] _plain = new byte[SealedPageCodec.PageSize];
-            private readonly byte[] _record = new byte[SealedPageCodec.FullRecordSize];
+            private readonly byte[] _cipher = new byte[SealedPageCodec.PageSize];
+            private readonly byte[] _tag = new byte[SealedPageCodec.TagSize];
 
             private SealedPageCodec.PageFile Cipher(int source, string file)
             {
                 if (_files.TryGetValue((source, file), out var f)) return f;
-                SealedPageCodec codec;
-                ReadOnlySpan<byte> header;
                 if (source == 0)
                 {
-                    codec = owner._codec;
-                    header = owner._targets.TryGetValue(file, out var t) ? t.Header : throw new IntegrityException($"'{file}' is not a memory image of this checkpoint");
-                    f = codec.OpenFile(file, header);
+                    if (!owner._targets.TryGetValue(file, out var t)) throw new IntegrityException($"'{LayerTar.Sanitize(file)}' is not a memory image of this checkpoint");
+                    f = owner._codec.OpenFile(file, t.Header);
                 }
                 else
                 {
-                    codec = owner._sources[source]!;
                     var s = owner._map.Sources[source];
-                    if (s.Headers is null || !s.Headers.TryGetValue(file, out var b64)) throw new IntegrityException($"source {source} of the memory map lacks the header of '{file}'");
+                    if (s.Headers is null || !s.Headers.TryGetValue(file, out var b64)) throw new IntegrityException($"source {source} of the memory map lacks the header of '{LayerTar.Sanitize(file)}'");
                     byte[] h;
                     try { h = Convert.FromBase64String(b64); }
-                    catch (FormatException) { throw new IntegrityException($"source {source} of the memory map has a malformed header for '{file}'"); }
-                    f = codec.OpenFile(file, h);
+                    catch (FormatException) { throw new IntegrityException($"source {source} of the memory map has a malformed header for '{LayerTar.Sanitize(file)}'"); }
+                    f = owner._sources[source]!.OpenFile(file, h);
                 }
                 _files[(source, file)] = f;
                 return f;
             }
 
+            /// <summary>Walks the payload run by run (ciphertext pages, then their tags) and places each page at its target.</summary>
             public void Apply(MapChunk chunk, byte[] payload)
             {
                 string where = owner._store.Describe;
-                var to = Pages(chunk.To).GetEnumerator();
-                var from = Pages(chunk.From ?? chunk.To).GetEnumerator();
-                int pos = 0;
-                while (to.MoveNext())
+                using var to = Pages(chunk.To).GetEnumerator();
+                long pos = 0;
+                foreach (var run in chunk.From ?? chunk.To)
                 {
-                    if (!from.MoveNext()) throw new IntegrityException($"a chunk of {where} has fewer source than target pages");
-                    var (tFile, tIndex) = to.Current;
-                    var (sFile, sIndex) = from.Current;
-                    if (!owner._targets.TryGetValue(tFile, out var target) || tIndex >= target.Pages)
-                        throw new IntegrityException($"a chunk of {where} writes outside the memory images ('{LayerTar.Sanitize(tFile)}' page {tIndex})");
-                    int tLen = SealedPageCodec.PageLength(target.Size, tIndex);
-                    if (chunk.Source == 0)
+                    long fileSize = chunk.Source == 0
+                        ? (owner._targets.TryGetValue(run.File, out var own) ? own.Size : throw new IntegrityException($"a chunk of {where} names an unknown memory image"))
+                        : Cipher(chunk.Source, run.File).Size;
+                    long pages = SealedPageCodec.PageCount(fileSize);
+                    if (run.First + run.Count > pages) throw new IntegrityException($"a chunk of {where} reads past the end of '{LayerTar.Sanitize(run.File)}'");
+                    long cipherLen = Math.Min(SealedPageCodec.CiphertextOffset(run.First + run.Count), fileSize) - SealedPageCodec.CiphertextOffset(run.First);
+                    long tagsAt = pos + cipherLen;
+                    if (tagsAt + run.Count * SealedPageCodec.TagSize > payload.LongLength) throw new IntegrityException($"a chunk of {where} is shorter than its pages");
+                    for (long k = 0; k < run.Count; k++)
                     {
-                        if (sFile != tFile || sIndex != tIndex) throw new IntegrityException($"a chunk of {where} moves this checkpoint's own pages");
-                        int recLen = tLen + SealedPageCodec.TagSize;
-                        if (pos + recLen > payload.Length) throw new IntegrityException($"a chunk of {where} is shorter than its pages");
-                        var record = payload.AsSpan(pos, recLen);
-                        if (!record[tLen..].SequenceEqual(target.Tag(tIndex)))
-                            throw new IntegrityException($"page {tIndex} of '{tFile}' in {where} does not carry its authenticated tag");
-                        target.Write(tIndex, record, where);
-                        pos += recLen;
-                    }
-                    else
-                    {
-                        var source = Cipher(chunk.Source, sFile);
-                        int sLen = source.PageLength(sIndex);
-                        int recLen = sLen + SealedPageCodec.TagSize;
-                        if (pos + recLen > payload.Length) throw new IntegrityException($"a chunk of {where} is shorter than its pages");
+                        if (!to.MoveNext()) throw new IntegrityException($"a chunk of {where} has more source than target pages");
+                        var (tFile, tIndex) = to.Current;
+                        long sIndex = run.First + k;
+                        if (!owner._targets.TryGetValue(tFile, out var target) || tIndex >= target.Pages)
+                            throw new IntegrityException($"a chunk of {where} writes outside the memory images ('{LayerTar.Sanitize(tFile)}' page {tIndex})");
+                        int sLen = SealedPageCodec.PageLength(fileSize, sIndex);
+                        int tLen = SealedPageCodec.PageLength(target.Size, tIndex);
+                        var ciphertext = payload.AsSpan((int)(pos + k * SealedPageCodec.PageSize), sLen);
+                        var tag = payload.AsSpan((int)(tagsAt + k * SealedPageCodec.TagSize), SealedPageCodec.TagSize);
+                        if (chunk.Source == 0)
+                        {
+                            if (run.File != tFile || sIndex != tIndex) throw new IntegrityException($"a chunk of {where} moves this checkpoint's own pages");
+                            if (!tag.SequenceEqual(target.Tag(tIndex)))
+                                throw new IntegrityException($"page {tIndex} of '{tFile}' in {where} does not carry its authenticated tag");
+                            target.Write(tIndex, ciphertext, where);
+                            continue;
+                        }
                         if (sLen != tLen) throw new IntegrityException($"a chunk of {where} maps a {sLen}-byte page onto a {tLen}-byte one");
-                        if (!source.TryOpen(sIndex, payload.AsSpan(pos, recLen), _plain))
-                            throw new IntegrityException($"page {sIndex} of '{sFile}' from earlier checkpoint {owner._map.Sources[chunk.Source].CheckpointId} failed authentication");
-                        var rec = _record.AsSpan(0, recLen);
-                        Cipher(0, tFile).Seal(tIndex, _plain.AsSpan(0, tLen), rec);
+                        var source = Cipher(chunk.Source, run.File);
+                        if (!source.TryOpen(sIndex, ciphertext, tag, _plain))
+                            throw new IntegrityException($"page {sIndex} of '{run.File}' from earlier checkpoint {owner._map.Sources[chunk.Source].CheckpointId} failed authentication");
+                        Cipher(0, tFile).Seal(tIndex, _plain.AsSpan(0, tLen), _cipher.AsSpan(0, tLen), _tag);
                         CryptographicOperations.ZeroMemory(_plain);
-                        // Only a record identical to the sealer's may be written (same key, nonce and plaintext).
-                        if (!rec[tLen..].SequenceEqual(target.Tag(tIndex)))
+                        // Only a page identical to the sealer's may be written (same key, nonce and plaintext).
+                        if (!_tag.AsSpan().SequenceEqual(target.Tag(tIndex)))
                             throw new IntegrityException($"page {tIndex} of '{tFile}' rebuilt from checkpoint {owner._map.Sources[chunk.Source].CheckpointId} does not match its authenticated tag",
                                 "the memory map or an earlier generation's layer is wrong; do not restore this image");
-                        target.Write(tIndex, rec, where);
-                        pos += recLen;
+                        target.Write(tIndex, _cipher.AsSpan(0, tLen), where);
                     }
+                    pos = tagsAt + run.Count * SealedPageCodec.TagSize;
                 }
-                if (from.MoveNext()) throw new IntegrityException($"a chunk of {where} has more source than target pages");
-                if (pos != payload.Length) throw new IntegrityException($"a chunk of {where} holds {payload.Length - pos} bytes more than its pages");
+                if (to.MoveNext()) throw new IntegrityException($"a chunk of {where} has fewer source than target pages");
+                if (pos != payload.LongLength) throw new IntegrityException($"a chunk of {where} holds {payload.LongLength - pos} bytes more than its pages");
             }
 
             private static IEnumerable<(string, long)> Pages(IReadOnlyList<PageRun> runs)
