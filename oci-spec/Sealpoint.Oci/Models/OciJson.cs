@@ -67,7 +67,7 @@ public static class OciJson
     internal static RegistryErrors? TryParseErrors(ReadOnlySpan<byte> json)
     {
         try { return JsonSerializer.Deserialize(json, OciJsonContext.Default.RegistryErrors); }
-        catch (JsonException) { return null; }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or NotSupportedException) { return null; }
     }
 
     /// <summary>The mediaType field of a manifest or index, to tell them apart before parsing fully.</summary>
@@ -85,7 +85,7 @@ public static class OciJson
                 reader.Skip();
             }
         }
-        catch (JsonException) { }
+        catch (Exception e) when (e is JsonException or InvalidOperationException) { }
         return null;
     }
 

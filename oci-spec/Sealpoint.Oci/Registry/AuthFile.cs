@@ -95,8 +95,15 @@ public sealed class AuthFileCredentials : ICredentialProvider
             var map = root.TryGetProperty("auths", out var auths) ? auths : root;
             var result = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
             if (map.ValueKind != JsonValueKind.Object) return result;
-            foreach (var p in map.EnumerateObject())
-                if (p.Value.ValueKind == JsonValueKind.Object) result[NormalizeKey(p.Name)] = p.Value.Clone();
+            try
+            {
+                foreach (var p in map.EnumerateObject())
+                    if (p.Value.ValueKind == JsonValueKind.Object) result[NormalizeKey(p.Name)] = p.Value.Clone();
+            }
+            catch (InvalidOperationException)
+            {
+                throw new OciException(OciErrorKind.Config, $"auth file {source} holds text that is not valid UTF-8", "fix or remove it (podman login rewrites it)");
+            }
             return result;
         }
     }
@@ -122,7 +129,12 @@ public sealed class AuthFileCredentials : ICredentialProvider
         for (int n = parts.Length; n >= 0; n--)
         {
             string key = n == 0 ? registry : $"{registry}/{string.Join('/', parts.Take(n))}";
-            if (entries.TryGetValue(key, out var entry)) return Decode(entry, key, file);
+            if (!entries.TryGetValue(key, out var entry)) continue;
+            try { return Decode(entry, key, file); }
+            catch (InvalidOperationException)
+            {
+                throw new OciException(OciErrorKind.Config, $"the entry for {key} in {file} holds text that is not valid UTF-8", "log in again (podman login) to rewrite it");
+            }
         }
         return null;
     }

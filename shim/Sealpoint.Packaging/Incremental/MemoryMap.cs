@@ -35,7 +35,10 @@ public sealed record MemoryMap
     {
         MemoryMap? map;
         try { map = JsonSerializer.Deserialize(json, MemoryMapJson.Default.MemoryMap); }
-        catch (JsonException e) { throw new IntegrityException($"memory map in {source} is not valid: {e.Message}"); }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or NotSupportedException)
+        {
+            throw new IntegrityException($"memory map in {source} is not valid: {e.Message}");
+        }
         if (map is null) throw new IntegrityException($"memory map in {source} is empty");
         IntegrityException Bad(string why) => new($"memory map in {source}: {why}");
         if (map.Version != 1 || map.MediaType != CheckpointImage.MemoryMapMediaType) throw Bad("unsupported version or media type");

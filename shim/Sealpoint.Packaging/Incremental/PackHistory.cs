@@ -33,7 +33,7 @@ public sealed record PackHistory
             var h = JsonSerializer.Deserialize(File.ReadAllBytes(path), PackHistoryJson.Default.PackHistory);
             return h is { Version: 1 } && h.LineageId == lineageId ? h : null;
         }
-        catch (Exception e) when (e is JsonException or IOException)
+        catch (Exception e) when (e is JsonException or IOException or InvalidOperationException or NotSupportedException)
         {
             return null; // losing the history only costs deduplication
         }

@@ -116,7 +116,7 @@ public sealed class LineageGuard(NodeState state)
             if (file?.Lineages is null || file.Version != 1) throw new JsonException("unexpected content");
             return file;
         }
-        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException or InvalidOperationException or NotSupportedException)
         {
             // Never silently start over: an unreadable record would disable the protection.
             throw new SealpointException(ErrorKind.Config, $"rollback record {FilePath} cannot be read: {e.Message}",

@@ -113,7 +113,7 @@ public sealed class CheckpointSource : IDisposable
             if (doc.RootElement.TryGetProperty("runtime", out var r) && r.ValueKind == JsonValueKind.String) RuntimeName = r.GetString();
             else if (doc.RootElement.TryGetProperty("ociRuntime", out var o) && o.ValueKind == JsonValueKind.String) RuntimeName = o.GetString();
         }
-        catch (JsonException) { }
+        catch (Exception e) when (e is JsonException or InvalidOperationException) { }
     }
 
     /// <summary>Unpacks a podman export archive: checkpoint/ as ciphertext into a work folder, the rest onto tmpfs.</summary>
