@@ -224,6 +224,47 @@ public sealed class RegistryEndToEndTests : IDisposable
         Assert.Equal((int)ErrorKind.NotFound, missing.ExitCode);
     }
 
+    /// <summary>
+    /// Generation 1 goes to a registry repository; generation 2 is packed into its own layout (without the layers it reuses)
+    /// and pushed with sealpoint push: the registry already has them. Generation 2 pushed to another repository of the same
+    /// registry gets them by cross-repository mount. An incomplete layout cannot be pushed to a registry that lacks them.
+    /// </summary>
+    [Fact]
+    public void IncrementalLayoutsPushAndReusedLayersMountAcrossRepositories()
+    {
+        using var registry = TestSupport.Registry.Start();
+        string plain1 = SyntheticCheckpoint.Create(_shm.File("p1"), 2048);
+        string sealed1 = _temp.File("s1"), sealed2 = _temp.File("s2");
+        var env1 = _nodes.SealOnA(plain1, sealed1, ["nodeB"]);
+        _nodes.SealOnA(SyntheticCheckpoint.ChangePages(plain1, _shm.File("p2"), 100, 40, 7), sealed2, ["nodeB"], env1);
+
+        Cli.Ok(["pack", sealed1, "--out", $"{registry.Host}/ckpt/a:g1", "--insecure", .. StateA]);
+        string layout = _temp.File("layout-g2");
+        var packed = Cli.Ok(["pack", sealed2, "--out", $"oci:{layout}:g2", .. StateA]);
+        Assert.Contains("reused memory layer(s) are not in", packed.Err);
+
+        // Into the same repository: push copies what the layout has, the rest is there.
+        var push = Cli.Ok(["push", $"oci:{layout}:g2", $"{registry.Host}/ckpt/a:g2", "--insecure"]);
+        Assert.Contains("pushed", push.Out);
+        Cli.Ok(["pull", $"{registry.Host}/ckpt/a:g2", "--insecure", "--key", "nodeB", "--out", _shm.File("b"), .. StateB(_temp.File("sb"))]);
+        SyntheticCheckpoint.AssertSameTree(sealed2, Path.Combine(_shm.File("b"), "checkpoint"));
+
+        // Into an empty registry: the reused layers are missing, and the push says so instead of writing a broken image.
+        using var other = TestSupport.Registry.Start();
+        var broken = Cli.Run("push", $"oci:{layout}:g2", $"{other.Host}/ckpt/a:g2", "--insecure");
+        Assert.Equal((int)ErrorKind.NotFound, broken.ExitCode);
+        Assert.Contains("neither in", broken.Err);
+        Assert.Equal((int)ErrorKind.NotFound, Cli.Run("inspect", $"{other.Host}/ckpt/a:g2", "--insecure").ExitCode);
+
+        // Generation 2 packed straight into another repository of the first registry: reused layers are mounted from ckpt/a.
+        var mounted = Cli.Ok(["pack", sealed2, "--out", $"{registry.Host}/ckpt/b:g2", "--insecure", "--json", .. StateA]);
+        Assert.Contains("mount=", File.ReadAllText(registry.LogFile));
+        Cli.Ok(["pull", $"{registry.Host}/ckpt/b:g2", "--insecure", "--key", "nodeB", "--out", _shm.File("b2"), .. StateB(_temp.File("sb2"))]);
+        SyntheticCheckpoint.AssertSameTree(sealed2, Path.Combine(_shm.File("b2"), "checkpoint"));
+        using var doc = JsonDocument.Parse(mounted.Out);
+        Assert.True(doc.RootElement.GetProperty("reusedChunks").GetInt32() > 0);
+    }
+
     private sealed class KillingObserver(Action kill, long afterBytes) : ITransferObserver
     {
         private long _total;
