@@ -19,6 +19,7 @@ internal sealed class ParallelPageSealer : Stream
 {
     public const int BatchPages = 64;
 
+    private readonly PageVisitor? _onPage;
     private readonly FileStream _output;
     private readonly string _tagsPath;
     private readonly FileStream _tagsFile;
@@ -42,8 +43,10 @@ internal sealed class ParallelPageSealer : Stream
 
     public int Batches { get; }
 
-    public ParallelPageSealer(FileStream output, string tagsPath, SealedFileHeader header, Func<FileCipher> newCipher, int threads)
+    public ParallelPageSealer(FileStream output, string tagsPath, SealedFileHeader header, Func<FileCipher> newCipher, int threads,
+        PageVisitor? onPage = null)
     {
+        _onPage = onPage;
         if (header.Kind != SealedFileKind.Pages) throw new ArgumentException("page images only", nameof(header));
         _output = output;
         _tagsPath = tagsPath;
@@ -160,6 +163,7 @@ internal sealed class ParallelPageSealer : Stream
                     for (int off = 0; off < batch.Filled; off += SealedFile.PageSize, count++)
                     {
                         var page = batch.Pages.AsSpan(off, Math.Min(SealedFile.PageSize, batch.Filled - off));
+                        _onPage?.Invoke(firstPage + count, page);
                         cipher.Seal(firstPage + count, false, page, page, batch.Tags.AsSpan(count * SealedFile.TagSize, SealedFile.TagSize));
                     }
                 }
