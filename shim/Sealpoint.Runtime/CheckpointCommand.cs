@@ -1,3 +1,5 @@
+using Sealpoint.Core.Format;
+using Sealpoint.Packaging.Incremental;
 using Sealpoint.Core;
 using Sealpoint.Core.Checkpoint;
 using Sealpoint.Core.Config;
@@ -81,8 +83,10 @@ public static class CheckpointCommand
                 if (config.FailSealing || Environment.GetEnvironmentVariable(FailSealingVariable) == "1")
                     throw new SealpointException(ErrorKind.Io, "sealing failed on purpose ([testing] fail_sealing or " + FailSealingVariable + ")",
                         "turn the test switch off");
-                if (!replace) CheckpointSealer.SealDirectory(plain, imagePath, Options(decision, recipients, parent, id));
-                else ReplaceWithSealed(plain, imagePath, Options(decision, recipients, parent, id));
+                using var pageIndex = NodePageIndex.TryStart(warning => Console.Error.WriteLine($"sealpoint-runc: warning: {warning}"));
+                var options = Options(decision, recipients, parent, id) with { PageObserver = pageIndex?.Recorder };
+                var envelope = !replace ? CheckpointSealer.SealDirectory(plain, imagePath, options) : ReplaceWithSealed(plain, imagePath, options);
+                pageIndex?.Save(envelope);
             }
             catch (Exception e) when (e is SealpointException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
             {
@@ -105,11 +109,11 @@ public static class CheckpointCommand
         File.Exists(Path.Combine(dir, "inventory.img")) || SealedCheckpoint.IsSealed(dir);
 
     /// <summary>Seals next to the old checkpoint, then swaps: the old one goes only once the new one is complete.</summary>
-    private static void ReplaceWithSealed(string plain, string imagePath, SealOptions options)
+    private static Envelope ReplaceWithSealed(string plain, string imagePath, SealOptions options)
     {
         string suffix = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
         string fresh = $"{imagePath}.sealpoint-new-{suffix}", old = $"{imagePath}.sealpoint-old-{suffix}";
-        CheckpointSealer.SealDirectory(plain, fresh, options);
+        var envelope = CheckpointSealer.SealDirectory(plain, fresh, options);
         try
         {
             Directory.Move(imagePath, old);
@@ -121,6 +125,7 @@ public static class CheckpointCommand
                 $"move {fresh} to {imagePath} by hand");
         }
         FileSystem.RemoveTree(old);
+        return envelope;
     }
 
     internal static SealOptions Options(SealingDecision decision, IReadOnlyList<Recipient> recipients, ParentCheckpoint? parent, string id) => new()
