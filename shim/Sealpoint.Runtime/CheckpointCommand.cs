@@ -1,3 +1,5 @@
+using Sealpoint.Packaging;
+using Sealpoint.Packaging.Lineage;
 using Sealpoint.Core.Format;
 using Sealpoint.Packaging.Incremental;
 using Sealpoint.Core;
@@ -60,7 +62,9 @@ public static class CheckpointCommand
             string plain = staged.Mirror(imagePath);
             staged.CreateParents(plain);
             Directory.CreateDirectory(plain, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            ParentCheckpoint? parent = StageParent(args, config, staged, imagePath);
+            // A CRIU parent (--parent-path) gives the lineage; otherwise the container's previous checkpoint on this node does.
+            var lineages = new ContainerLineages(NodeState.FromEnvironment());
+            ParentCheckpoint? parent = StageParent(args, config, staged, imagePath) ?? lineages.ParentFor(id);
 
             // 2. runc dumps into staging, with every other flag as the engine gave it.
             int exit = runc.Run(args.WithCommandValue("image-path", plain));
@@ -87,6 +91,7 @@ public static class CheckpointCommand
                 var options = Options(decision, recipients, parent, id) with { PageObserver = pageIndex?.Recorder };
                 var envelope = !replace ? CheckpointSealer.SealDirectory(plain, imagePath, options) : ReplaceWithSealed(plain, imagePath, options);
                 pageIndex?.Save(envelope);
+                if (!preDump) RememberLineage(lineages, id, envelope);
             }
             catch (Exception e) when (e is SealpointException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
             {
@@ -101,6 +106,17 @@ public static class CheckpointCommand
         finally
         {
             if (!keep) staged.Wipe();
+        }
+    }
+
+    /// <summary>The checkpoint is complete whatever happens here: a failure to remember it only costs the next one its lineage.</summary>
+    private static void RememberLineage(ContainerLineages lineages, string id, Envelope envelope)
+    {
+        try { lineages.Record(id, envelope); }
+        catch (Exception e) when (e is SealpointException or IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"sealpoint-runc: warning: checkpoint {envelope.CheckpointId} of {id} is sealed, but its lineage was not recorded " +
+                $"({(e is SealpointException s ? s.Describe() : e.Message)}); the next checkpoint of {id} starts a new lineage");
         }
     }
 

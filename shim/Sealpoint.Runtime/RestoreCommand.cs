@@ -46,6 +46,8 @@ public static class RestoreCommand
             var restored = staged.OpenChain(imagePath, identity, config.AllowPlaintextRestore, envelope => lineage.Check(envelope, force: false));
             // Recorded before runc runs: a failed restore then still refuses older generations, never fewer.
             lineage.Record(restored);
+            // The restored container's next checkpoint continues this lineage.
+            new ContainerLineages(NodeState.FromEnvironment()).Record(id, restored);
             string plain = staged.Mirror(imagePath);
             var arguments = args.WithCommandValue("image-path", plain);
             if (args.IsSet("detach", "d") || args.IsSet("lazy-pages"))

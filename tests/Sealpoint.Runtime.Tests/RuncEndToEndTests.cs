@@ -175,6 +175,25 @@ public sealed class RuncEndToEndTests : IDisposable
     }
 
     [Fact]
+    public void SuccessiveCheckpointsOfAContainerFormALineage_AndARestoredContainerContinuesIt()
+    {
+        using var bundle = Start(Secrets.New());
+        string first = Path.Combine(_temp.Path, "gen1"), second = Path.Combine(_temp.Path, "gen2"), third = Path.Combine(_temp.Path, "gen3");
+        Assert.True(Call(_node.Runtime, bundle, "checkpoint", "--leave-running", "--image-path", first, bundle.Id).Succeeded);
+        Assert.True(Call(_node.Runtime, bundle, "checkpoint", "--image-path", second, bundle.Id).Succeeded);
+        var g1 = Core.Checkpoint.SealedCheckpoint.ReadEnvelopeUnverified(first);
+        var g2 = Core.Checkpoint.SealedCheckpoint.ReadEnvelopeUnverified(second);
+        Assert.Equal((1L, (string?)null), (g1.Generation, g1.ParentId));
+        Assert.Equal((g1.LineageId, 2L, g1.CheckpointId), (g2.LineageId, g2.Generation, g2.ParentId));
+
+        long counter = bundle.TryReadCounter(Counter) ?? 0;
+        RestoreAndContinue(_node.Runtime, bundle, second, counter);
+        Assert.True(Call(_node.Runtime, bundle, "checkpoint", "--image-path", third, bundle.Id).Succeeded);
+        var g3 = Core.Checkpoint.SealedCheckpoint.ReadEnvelopeUnverified(third);
+        Assert.Equal((g1.LineageId, 3L, g2.CheckpointId), (g3.LineageId, g3.Generation, g3.ParentId));
+    }
+
+    [Fact]
     public void AnOlderGenerationThanThisNodeRestoredIsRefusedUntilAnOperatorForcesIt()
     {
         using var bundle = Start(Secrets.New());
