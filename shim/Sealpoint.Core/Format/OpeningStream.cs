@@ -8,7 +8,7 @@ namespace Sealpoint.Core.Format;
 /// The expected plaintext size and digest come from the (already authenticated) envelope, so truncation,
 /// extension and a wrong last-chunk flag are all caught; the header has been checked by the caller.
 /// </summary>
-internal sealed class OpeningStream : Stream
+internal sealed class OpeningStream : ReadOnlyStream
 {
     private readonly Stream _input;
     private readonly bool _ownsInput;
@@ -54,7 +54,6 @@ internal sealed class OpeningStream : Stream
         return n;
     }
 
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) =>
         ValueTask.FromResult(Read(buffer.Span));
@@ -93,15 +92,8 @@ internal sealed class OpeningStream : Stream
 
     private int ReadFully(Span<byte> dst) => _input.ReadAtLeast(dst, dst.Length, throwOnEndOfStream: false);
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
     public override long Length => _plaintextSize;
     public override long Position { get => _position; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

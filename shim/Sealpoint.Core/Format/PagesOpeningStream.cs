@@ -9,7 +9,7 @@ namespace Sealpoint.Core.Format;
 /// Reads a sealed page file in order, releasing each page only after its tag verified; tags are read block by block
 /// from the tag table, so memory stays bounded. At the end the tag table's digest must match the envelope.
 /// </summary>
-internal sealed class PagesOpeningStream : Stream
+internal sealed class PagesOpeningStream : ReadOnlyStream
 {
     private const int PagesPerBlock = 256;
     private readonly SafeFileHandle _file;
@@ -48,7 +48,6 @@ internal sealed class PagesOpeningStream : Stream
         return n;
     }
 
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     private bool NextBlock()
     {
@@ -75,15 +74,8 @@ internal sealed class PagesOpeningStream : Stream
         return true;
     }
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
     public override long Length => _plaintextSize;
     public override long Position { get => _position; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
