@@ -27,3 +27,42 @@ public abstract class ReadOnlyStream : Stream
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
     public abstract override int Read(Span<byte> buffer);
 }
+
+/// <summary>
+/// A reader that releases plaintext one verified block at a time: <see cref="NextBlock"/> fills <see cref="Plain"/>
+/// only after the block's tags checked, and reads are served from it. The buffer is wiped on dispose.
+/// </summary>
+internal abstract class VerifiedBlockReader(int blockSize) : ReadOnlyStream
+{
+    private int _available;
+    private int _offset;
+    private long _position;
+
+    protected byte[] Plain { get; } = GC.AllocateUninitializedArray<byte>(blockSize);
+
+    /// <summary>Verifies and decrypts the next block into <see cref="Plain"/>; returns its length, or -1 at the end.</summary>
+    protected abstract int NextBlock();
+
+    public override int Read(Span<byte> buffer)
+    {
+        while (_offset == _available)
+        {
+            int n = NextBlock();
+            if (n < 0) return 0;
+            (_available, _offset) = (n, 0);
+        }
+        int count = Math.Min(buffer.Length, _available - _offset);
+        Plain.AsSpan(_offset, count).CopyTo(buffer);
+        _offset += count;
+        _position += count;
+        return count;
+    }
+
+    public override long Position { get => _position; set => throw new NotSupportedException(); }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) System.Security.Cryptography.CryptographicOperations.ZeroMemory(Plain);
+        base.Dispose(disposing);
+    }
+}
