@@ -37,6 +37,7 @@ internal abstract class VerifiedBlockReader(int blockSize) : ReadOnlyStream
     private int _available;
     private int _offset;
     private long _position;
+    private int _highWater;
 
     protected byte[] Plain { get; } = GC.AllocateUninitializedArray<byte>(blockSize);
 
@@ -50,6 +51,7 @@ internal abstract class VerifiedBlockReader(int blockSize) : ReadOnlyStream
             int n = NextBlock();
             if (n < 0) return 0;
             (_available, _offset) = (n, 0);
+            _highWater = Math.Max(_highWater, n);
         }
         int count = Math.Min(buffer.Length, _available - _offset);
         Plain.AsSpan(_offset, count).CopyTo(buffer);
@@ -62,7 +64,8 @@ internal abstract class VerifiedBlockReader(int blockSize) : ReadOnlyStream
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) System.Security.Cryptography.CryptographicOperations.ZeroMemory(Plain);
+        // Later blocks overwrite earlier ones, so everything plaintext ever touched lies below the high-water mark.
+        if (disposing) System.Security.Cryptography.CryptographicOperations.ZeroMemory(Plain.AsSpan(0, _highWater));
         base.Dispose(disposing);
     }
 }

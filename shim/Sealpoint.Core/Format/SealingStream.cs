@@ -101,7 +101,7 @@ internal sealed class SealingStream : WriteOnlyStream
     {
         if (disposing)
         {
-            CryptographicOperations.ZeroMemory(_plain);
+            CryptographicOperations.ZeroMemory(_plain.AsSpan(0, _filled)); // sealed chunks were wiped as they went
             _digest.Dispose();
             _cipher.Dispose();
             if (_ownsOutput) _output.Dispose();
