@@ -171,7 +171,7 @@ write_trixie_source() {
     [[ -n $signed ]] || signed=/usr/share/keyrings/debian-archive-keyring.gpg
     local want
     want=$(printf 'Types: deb\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: %s\n' "$uris" "$signed")
-    if [[ ! -f $TRIXIE_SOURCES || $(cat "$TRIXIE_SOURCES") != "$want" ]]; then
+    if [[ ! -f $TRIXIE_SOURCES || $(grep -v '^#' "$TRIXIE_SOURCES") != "$want" ]]; then
         printf '# Added by Sealpoint install.sh: only for downloading CRIU 4.x (pinned low, see %s)\n%s\n' \
             "$TRIXIE_PIN" "$want" >"$TRIXIE_SOURCES"
         APT_UPDATED=0

@@ -205,6 +205,19 @@ public sealed class InfraTests
     }
 
     [Fact]
+    public void RepoPaths_FindTheFreshBuildOfThePrograms()
+    {
+        Assert.True(File.Exists(Path.Combine(RepoPaths.Root, "Shim.sln")));
+        foreach (var (project, assembly) in new[] { ("Sealpoint.Cli", "sealpoint"), ("Sealpoint.Runtime", "sealpoint-runc-core"), ("Sealpoint.Hook", "sealpoint-hook") })
+        {
+            var program = RepoPaths.Program(project);
+            Assert.Equal(Path.Combine(RepoPaths.ProjectDir(project), "bin", RepoPaths.Configuration, RepoPaths.TargetFramework, assembly), program);
+            Assert.True(File.Exists(program + ".dll"), $"{program}.dll missing");
+        }
+        Assert.Throws<TestEnvironmentException>(() => RepoPaths.ProjectDir("Sealpoint.NoSuchProject"));
+    }
+
+    [Fact]
     public void ProcessRunner_ReportsFailures_AndKillsOnTimeout()
     {
         var failure = Assert.Throws<ProcessFailedException>(() =>

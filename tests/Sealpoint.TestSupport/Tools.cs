@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Security.Cryptography;
 
 namespace Sealpoint.TestSupport;
 
@@ -69,22 +70,25 @@ public static class Tools
     }
 
     /// <summary>Path of a test workload (secretholder, memhog, proctree) built by install.sh.
-    /// Throws when it is missing or older than its source in this repository.</summary>
+    /// Throws when it is missing or was built from other sources than this checkout's.</summary>
     public static string Workload(string name)
     {
         var path = Path.Combine(InstallPaths.Workloads, name);
         var fix = $"run: bash tests/workloads/build.sh {InstallPaths.Workloads} (or {InstallPaths.InstallHint})";
         if (!IsExecutable(path))
             throw new TestEnvironmentException($"workload {name} not found at {path}: {fix}");
-        var sources = Path.Combine(RepoPaths.Root, "tests", "workloads");
-        var newest = new[] { $"{name}.c", "workload.h" }
-            .Select(f => Path.Combine(sources, f))
-            .Where(File.Exists)
-            .Select(File.GetLastWriteTimeUtc)
-            .DefaultIfEmpty(DateTime.MinValue)
-            .Max();
-        if (newest > File.GetLastWriteTimeUtc(path))
-            throw new TestEnvironmentException($"workload {path} is older than its source in {sources}: {fix}");
+        // build.sh records the sources' checksums; compare contents, not times (worktrees differ in mtimes).
+        var recordFile = Path.Combine(InstallPaths.Workloads, "sources.sha256");
+        var recorded = File.Exists(recordFile)
+            ? File.ReadLines(recordFile).Select(l => l.Split("  ", 2)).Where(p => p.Length == 2).ToDictionary(p => p[1], p => p[0])
+            : [];
+        foreach (var source in new[] { $"{name}.c", "workload.h" })
+        {
+            var sourcePath = Path.Combine(RepoPaths.Root, "tests", "workloads", source);
+            var actual = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(sourcePath)));
+            if (recorded.GetValueOrDefault(source) != actual)
+                throw new TestEnvironmentException($"workload {path} was not built from this checkout's {sourcePath}: {fix}");
+        }
         return path;
     }
 

@@ -26,4 +26,6 @@ for name in secretholder memhog proctree; do
     fi
     mv -f "$out/.$name.new" "$out/$name"
 done
+# Checksums of the sources, so tests can tell the binaries match their checkout (Tools.Workload).
+(cd "$src" && sha256sum workload.h secretholder.c memhog.c proctree.c) >"$out/sources.sha256"
 echo "built secretholder memhog proctree into $out"
