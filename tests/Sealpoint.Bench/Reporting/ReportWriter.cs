@@ -211,13 +211,20 @@ public static class ReportWriter
         {
             var rows = CoreRows(run).Select(r => new BarRow(r.Contender,
                     [results.Summarize(CoreBenchmark.Section, workload, CoreBenchmark.Family, r.Contender, r.Phase)],
-                    r.Contender.StartsWith("seal") || r.Contender.StartsWith("open") || r.Contender.StartsWith("sealpoint")))
+                    IsSealpointStep(r.Contender), CoreColor(r.Contender)))
                 .Where(r => r.Values[0] is not null).ToList();
             if (rows.Count > 0) groups.Add(new BarGroup(workload, rows));
         }
         return SvgChart.Render("Issue #2: sealing a CRIU dump vs CRIU's own dump and per-file tools",
-            $"{run.Machine.Cpu}, {run.Machine.Cores} cores, {run.Started:yyyy-MM-dd}; dumps on {run.Machine.WorkDirFileSystem}", ["time"], groups);
+            $"{run.Machine.Cpu}, {run.Machine.Cores} cores, {run.Started:yyyy-MM-dd}; dumps on {run.Machine.WorkDirFileSystem}; grey CRIU, blue Sealpoint, orange per-file tools",
+            ["median time"], groups);
     }
+
+    private static bool IsSealpointStep(string step) => step is CoreBenchmark.SealInPlace or CoreBenchmark.SealDirectory
+        or CoreBenchmark.OpenLibrary or CoreBenchmark.SealCli or CoreBenchmark.OpenCli;
+
+    /// <summary>Grey for CRIU itself, blue for Sealpoint, orange for the per-file baselines: the groups read at a glance.</summary>
+    private static string CoreColor(string step) => IsSealpointStep(step) ? "#3b6fb6" : step.StartsWith("criu") ? "#8c8c8c" : "#e08a2e";
 
     private static string SuiteSvg(RunInfo run, Results results)
     {

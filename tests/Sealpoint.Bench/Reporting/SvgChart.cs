@@ -5,7 +5,7 @@ using Sealpoint.Bench.Measuring;
 
 namespace Sealpoint.Bench.Reporting;
 
-public sealed record BarRow(string Label, IReadOnlyList<Summary?> Values, bool Emphasis = false);
+public sealed record BarRow(string Label, IReadOnlyList<Summary?> Values, bool Emphasis = false, string? Color = null);
 public sealed record BarGroup(string Title, IReadOnlyList<BarRow> Rows);
 
 /// <summary>
@@ -79,7 +79,7 @@ public static class SvgChart
                         continue;
                     }
                     double x = X(v.Median);
-                    svg.Append($"<rect x=\"{F(plotLeft)}\" y=\"{F(by)}\" width=\"{F(Math.Max(1, x - plotLeft))}\" height=\"{BarHeight}\" fill=\"{Colors[i % Colors.Length]}\"/>\n");
+                    svg.Append($"<rect x=\"{F(plotLeft)}\" y=\"{F(by)}\" width=\"{F(Math.Max(1, x - plotLeft))}\" height=\"{BarHeight}\" fill=\"{row.Color ?? Colors[i % Colors.Length]}\"/>\n");
                     if (v.Count > 1)
                     {
                         double wy = by + BarHeight / 2.0;

@@ -85,8 +85,10 @@ public sealed class BaselineTool
         string script = Path.Combine(dir, $"post-dump-{name}.sh");
         File.WriteAllText(script, Script(name, encrypt, decrypt));
         File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        return new BaselineTool(name, encrypt.Replace("\"$1\"", "IN").Replace("\"$2\"", "OUT"),
-            decrypt.Replace("\"$1\"", "IN").Replace("\"$2\"", "OUT"), script);
+        // The report shows the commands with placeholders instead of this run's temporary paths.
+        string Display(string command) => command.Replace("\"$1\"", "IN").Replace("\"$2\"", "OUT").Replace(dir + "/", "")
+            .Replace("/usr/bin/", "");
+        return new BaselineTool(name, Display(encrypt), Display(decrypt), script);
     }
 
     private static string Script(string name, string encrypt, string decrypt) => $$$"""
