@@ -15,6 +15,8 @@ public static class Program
         new SealCommand(),
         new OpenCommand(),
         new InspectCommand(),
+        new DumpCommand(),
+        new RestoreCommand(),
     ];
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);

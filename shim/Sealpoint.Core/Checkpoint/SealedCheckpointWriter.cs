@@ -122,6 +122,19 @@ public sealed class SealedCheckpointWriter : IDisposable
         return new SealedFileStream(name, sealing, s => Record(name, kind, ((SealingStream)s).Finish()));
     }
 
+    /// <summary>
+    /// Like <see cref="CreateFile(string)"/>, but a memory-page image is sealed on <paramref name="pageThreads"/> threads:
+    /// for streamed dumps, where a large page image arrives through one pipe. Same sealed format.
+    /// </summary>
+    internal SealedFileStream CreateFile(string name, int pageThreads)
+    {
+        if (pageThreads <= 1 || !ImageFiles.IsPages(name)) return CreateFile(name);
+        Reserve(name);
+        var header = NewHeader(SealedFileKind.Pages);
+        var sealer = new Streaming.ParallelPageSealer(CreateOutput(name), header, () => SealedFile.CreateCipher(_dataKey, header, name), pageThreads);
+        return new SealedFileStream(name, sealer, s => Record(name, SealedFileKind.Pages, ((Streaming.ParallelPageSealer)s).Finish()));
+    }
+
     public void AddSymlink(string name, string target)
     {
         Reserve(name);
@@ -238,6 +251,9 @@ public sealed class SealedFileStream : Stream
     }
 
     public string Name { get; }
+
+    /// <summary>The sealing stream underneath, for writers that fill its buffers directly.</summary>
+    internal Stream Inner => _inner;
 
     public FileEntry Commit() => _entry ??= _commit(_inner);
 

@@ -1,0 +1,63 @@
+using System.Text.Json.Nodes;
+using Sealpoint.Cli.CommandLine;
+using Sealpoint.Core.Streaming;
+
+namespace Sealpoint.Cli.Commands;
+
+public sealed class RestoreCommand : Command
+{
+    public override string Name => "restore";
+    public override string Summary => "restore a sealed checkpoint with CRIU, streaming verified images to it (no plaintext file)";
+    public override string Arguments => "[-- CRIU OPTIONS]";
+    public override string Details =>
+        "Runs 'criu restore --stream' and answers its image requests from the sealed checkpoint in DIR. Every file is\n" +
+        "verified before CRIU starts (--no-preverify skips that pass; each chunk is still verified before CRIU gets it, and\n" +
+        "a bad one kills CRIU and what it restored so far). Without -d CRIU, and so this command, waits for the restored\n" +
+        "tree to exit. CRIU's log (restore.log) goes to the work directory, as for 'sealpoint dump'. Options after '--' go\n" +
+        "to CRIU unchanged. See docs/streaming.md.";
+    public override IReadOnlyList<OptionSpec> Options =>
+    [
+        new("images-dir", "DIR", "the sealed checkpoint", Short: "D"),
+        new("key", "KEY", "a recipient's private key (PEM path, or identity name in the PKI)", Short: "k"),
+        new("criu", "PATH", "CRIU 4.x to run (default: $SEALPOINT_CRIU, else criu on PATH)"),
+        new("work-dir", "DIR", "CRIU's work directory for its log and stats (kept)", Short: "W"),
+        new("restore-detached", null, "CRIU: return once the tree runs (do not wait for it)", Short: "d"),
+        new("shell-job", null, "CRIU: the tree is a shell job (shares a terminal)"),
+        new("tcp-established", null, "CRIU: restore established TCP connections"),
+        new("ext-unix-sk", null, "CRIU: allow external Unix sockets"),
+        new("file-locks", null, "CRIU: restore file locks"),
+        new("pidfile", "FILE", "CRIU: write the restored root's pid here (relative to the current directory)"),
+        new("log-file", "FILE", "CRIU's log file (relative to the current directory)", Short: "o"),
+        new("verbosity", "N", "CRIU's log level 0-4 (CRIU's -vN)", Short: "v"),
+        new("no-preverify", null, "skip verifying every file before CRIU starts (chunks are still verified as served)"),
+        PkiOption,
+        Json,
+    ];
+
+    public override int Run(ParsedArguments args, Output output)
+    {
+        string dir = args.Require("images-dir", "give the sealed checkpoint: -D DIR");
+        using var identity = Defaults.LoadIdentity(args);
+        var options = new StreamRestoreOptions
+        {
+            CriuPath = CriuProcess.Resolve(args.Get("criu")),
+            ImagesDirectory = dir,
+            Identity = identity,
+            WorkDirectory = args.Get("work-dir"),
+            CriuArguments = CriuPassThrough.Collect(args, ["restore-detached", "shell-job", "tcp-established", "ext-unix-sk", "file-locks"], ["pidfile"]),
+            VerifyFirst = !args.Has("no-preverify"),
+        };
+        var result = StreamingRestore.Run(options);
+        long peak = ProcessMemory.PeakRssBytes();
+        if (output.IsJson)
+            output.WriteJson(new JsonObject
+            {
+                ["directory"] = Path.GetFullPath(dir), ["checkpointId"] = result.CheckpointId, ["images"] = result.Images,
+                ["imagesMissing"] = result.ImagesMissing, ["plaintextBytes"] = result.Bytes, ["maxOpenImages"] = result.MaxOpenImages,
+                ["seconds"] = result.Elapsed.TotalSeconds, ["verifySeconds"] = result.VerifyElapsed.TotalSeconds, ["peakRssBytes"] = peak,
+                ["log"] = result.LogPath,
+            });
+        output.Line($"restored checkpoint {result.CheckpointId} from {Path.GetFullPath(dir)} through the stream: {result.Images} images ({result.Bytes:N0} bytes) in {result.Elapsed.TotalMilliseconds:F0} ms");
+        return 0;
+    }
+}

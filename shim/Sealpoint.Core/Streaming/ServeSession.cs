@@ -1,0 +1,58 @@
+using Sealpoint.Core.Checkpoint;
+using Sealpoint.Core.Format;
+
+namespace Sealpoint.Core.Streaming;
+
+/// <summary>
+/// The restore side: CRIU asks for images by name; those in the checkpoint are answered "exists" and their
+/// plaintext is written into the pipe CRIU passes, straight from <see cref="SealedCheckpoint.OpenFile"/>, which
+/// releases a chunk or page only after it verified. Images not in the checkpoint are answered "does not exist"
+/// (CRIU asks for optional images). A file may be asked for more than once; each request reads it afresh.
+/// </summary>
+public sealed class ServeSession(SealedCheckpoint checkpoint, string socketPath) : ImageStreamSession(socketPath)
+{
+    private readonly Dictionary<string, FileEntry> _files = checkpoint.Envelope.Files
+        .Where(f => f.Kind != FileEntryKinds.Symlink).ToDictionary(f => f.Name, StringComparer.Ordinal);
+    private int _missing;
+    private int _stoppedEarly;
+
+    /// <summary>Requests answered "does not exist".</summary>
+    public int ImagesMissing => _missing;
+
+    /// <summary>Images CRIU closed before reading all of them (it may legitimately read only a prefix).</summary>
+    public int ImagesStoppedEarly => _stoppedEarly;
+
+    protected override void HandleRequest(StreamerConnection connection, string filename)
+    {
+        bool exists = _files.TryGetValue(filename, out var entry);
+        connection.SendReply(exists, Cancellation);
+        if (!exists)
+        {
+            Interlocked.Increment(ref _missing);
+            return;
+        }
+        var pipe = connection.ReceivePipe(filename, Cancellation);
+        pipe.TryGrowPipe(StreamingLimits.PipeSize);
+        StartImage(filename, pipe, p => Serve(entry!, p));
+    }
+
+    private void Serve(FileEntry entry, OwnedFd pipe)
+    {
+        using var input = checkpoint.OpenFile(entry.Name);
+        byte[] buffer = RentBuffer(entry.Kind == FileEntryKinds.Pages);
+        try
+        {
+            int n;
+            while ((n = input.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false)) > 0)
+            {
+                pipe.WriteAll(buffer.AsSpan(0, n), Cancellation, -1, $"image '{entry.Name}'");
+                AddBytes(n);
+            }
+        }
+        catch (PeerClosedException)
+        {
+            Interlocked.Increment(ref _stoppedEarly);
+        }
+        finally { ReturnBuffer(buffer); }
+    }
+}

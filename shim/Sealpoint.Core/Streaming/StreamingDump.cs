@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Sealpoint.Core.Checkpoint;
+using Sealpoint.Core.Format;
+
+namespace Sealpoint.Core.Streaming;
+
+public sealed record StreamDumpOptions
+{
+    public required string CriuPath { get; init; }
+    public required int Pid { get; init; }
+    /// <summary>Where the sealed checkpoint goes (missing or empty).</summary>
+    public required string ImagesDirectory { get; init; }
+    public required SealOptions Seal { get; init; }
+    /// <summary>CRIU's work directory (log, stats); null for a temporary one removed after success.</summary>
+    public string? WorkDirectory { get; init; }
+    /// <summary>Further CRIU options (--shell-job, --tcp-established, --leave-running, -v4, ...).</summary>
+    public IReadOnlyList<string> CriuArguments { get; init; } = [];
+    /// <summary>How long CRIU may keep images open after it reported the dump complete.</summary>
+    public TimeSpan FinishTimeout { get; init; } = TimeSpan.FromSeconds(60);
+}
+
+public sealed record StreamDumpResult(Envelope Envelope, int Images, long Bytes, int MaxOpenImages, TimeSpan Elapsed, string? LogPath, bool ProcessLeftRunning);
+
+/// <summary>
+/// <c>criu dump --stream</c> with every image sealed as CRIU writes it (docs/streaming.md). The dumped tasks stay
+/// frozen until the sealed checkpoint, envelope included, is on disk: CRIU runs a post-dump action script that
+/// waits for Sealpoint's verdict. On "sealed" CRIU finishes as asked (kills the tasks, or with --leave-running
+/// resumes them); on any failure the script fails, and CRIU resumes the tasks, so a failed dump never costs the
+/// process. Without the verdict no envelope exists and the partial sealed files are removed.
+/// </summary>
+public static class StreamingDump
+{
+    private const string HookName = "sealpoint-post-dump.sh";
+    private const string ReachedName = "sealpoint-post-dump.reached";
+    private const string SealedName = "sealpoint-verdict.sealed";
+    private const string FailedName = "sealpoint-verdict.failed";
+
+    public static StreamDumpResult Run(StreamDumpOptions options, Action<string>? progress = null)
+    {
+        CriuArguments.Check(options.CriuArguments, "dump");
+        if (options.Pid <= 0 || !CriuProcess.IsRunning(options.Pid))
+            throw new SealpointException(ErrorKind.NotFound, $"process {options.Pid} is not running", "give the pid of a running process tree (-t PID)");
+        var clock = Stopwatch.StartNew();
+        // The writer first: it checks the output directory and the recipients before CRIU touches the process.
+        var writer = SealedCheckpointWriter.Create(options.ImagesDirectory, options.Seal);
+        var work = WorkDirectory.Create(options.WorkDirectory, "dump");
+        work.Keep = true; // until success
+        CaptureSession? session = null;
+        CriuProcess? criu = null;
+        bool sealedVerdict = false;
+        using var interrupt = new InterruptGuard(() => session?.Fail(new SealpointException(ErrorKind.External,
+            "sealpoint was interrupted during the dump", "run the dump again; the process was left running")));
+        try
+        {
+            if (Posix.IsNoExec(work.Path))
+                throw new SealpointException(ErrorKind.Usage, $"the work directory {work.Path} is on a file system mounted noexec, so CRIU cannot run Sealpoint's post-dump step there",
+                    "give --work-dir on a file system that allows executables");
+            string hook = work.OwnFile(HookName);
+            string reached = work.OwnFile(ReachedName), sealedMark = work.OwnFile(SealedName), failedMark = work.OwnFile(FailedName);
+            WriteHook(hook, work.Path, Environment.ProcessId);
+            session = new CaptureSession(writer, work.OwnFile(StreamerProtocol.CaptureSocketName));
+            session.Start();
+
+            string log = CriuArguments.LogFileOf(options.CriuArguments, work.Path) ?? work.File("dump.log");
+            var args = new List<string> { "dump", "--stream", "-D", work.Path, "-W", work.Path, "-t", options.Pid.ToString(), "--action-script", hook };
+            if (!CriuArguments.SetsLogFile(options.CriuArguments)) args.AddRange(["-o", "dump.log"]);
+            args.AddRange(options.CriuArguments);
+            progress?.Invoke($"running {options.CriuPath} {string.Join(' ', args)}");
+            criu = CriuProcess.Start(options.CriuPath, args, log);
+
+            bool sawReached = false;
+            while (!criu.WaitForExit(5))
+            {
+                if (sawReached || !File.Exists(reached)) continue;
+                sawReached = true;
+                // CRIU wrote every image and waits in its post-dump step, the tasks still frozen.
+                try
+                {
+                    session.Finish(options.FinishTimeout);
+                    writer.Complete();
+                    File.WriteAllBytes(sealedMark, []);
+                    sealedVerdict = true;
+                }
+                catch (Exception e)
+                {
+                    File.WriteAllBytes(failedMark, []);
+                    session.Fail(e);
+                }
+            }
+            criu.WaitForExit();
+            session.Stop();
+
+            if (!sealedVerdict)
+            {
+                bool alive = CriuProcess.IsRunning(options.Pid);
+                string state = alive ? $"process {options.Pid} is still running" : $"process {options.Pid} is no longer running";
+                string fix = $"see CRIU's log {log}; {state}; no checkpoint was written to {writer.Directory}";
+                if (session.Failure is SealpointException se)
+                    throw new SealpointException(se.Kind, $"the streamed dump failed: {se.Message}", se.Fix is null ? fix : $"{se.Fix}; {fix}", se);
+                if (session.Failure is { } other)
+                    throw new SealpointException(ErrorKind.Internal, $"the streamed dump failed: {other.Message}", fix, other);
+                if (criu.ExitCode != 0)
+                    throw new SealpointException(ErrorKind.External, $"criu dump failed with exit code {criu.ExitCode}{Summary(criu)}", fix);
+                throw new SealpointException(ErrorKind.External, "criu dump ended without reaching its post-dump step, so the checkpoint is not known to be complete", fix);
+            }
+            if (criu.ExitCode != 0)
+                throw new SealpointException(ErrorKind.External,
+                    $"criu dump failed with exit code {criu.ExitCode} after the sealed checkpoint in {writer.Directory} was complete{Summary(criu)}",
+                    $"the checkpoint is complete and can be restored; check whether process {options.Pid} is still running; see {log}");
+            work.Keep = false;
+            bool leftRunning = CriuProcess.IsRunning(options.Pid);
+            var envelope = SealedCheckpoint.ReadEnvelopeUnverified(writer.Directory);
+            return new StreamDumpResult(envelope, session.ImagesStreamed, session.BytesStreamed, session.MaxOpenAtOnce, clock.Elapsed,
+                options.WorkDirectory is null ? null : log, leftRunning);
+        }
+        finally
+        {
+            // Without the sealed verdict the writer was never completed: disposing removes every sealed file.
+            if (criu is { HasExited: false })
+            {
+                criu.KillTree();
+                criu.WaitForExit();
+            }
+            session?.Dispose();
+            criu?.Dispose();
+            writer.Dispose();
+            work.Dispose();
+        }
+    }
+
+    private static string Summary(CriuProcess criu) => criu.LogSummary() is { Length: > 0 } s ? $": {s}" : "";
+
+    /// <summary>
+    /// The post-dump action script. CRIU runs it for every action; at post-dump it says "reached" and waits for the
+    /// verdict. Exiting non-zero makes CRIU resume the tasks and fail; so does Sealpoint vanishing (kill -0).
+    /// </summary>
+    private static void WriteHook(string path, string workDir, int sealpointPid)
+    {
+        string w = "'" + workDir.Replace("'", "'\\''") + "'";
+        string script = $$"""
+            #!/bin/sh
+            # Written by 'sealpoint dump' for this dump only: holds CRIU at post-dump until the sealed checkpoint is on disk.
+            [ "$CRTOOLS_SCRIPT_ACTION" = post-dump ] || exit 0
+            w={{w}}
+            : > "$w/{{ReachedName}}" || exit 1
+            while :; do
+                [ -e "$w/{{SealedName}}" ] && exit 0
+                [ -e "$w/{{FailedName}}" ] && exit 1
+                kill -0 {{sealpointPid}} 2>/dev/null || exit 1
+                sleep 0.005
+            done
+
+            """;
+        File.WriteAllText(path, script.Replace("\r\n", "\n"));
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+    }
+}
+
+/// <summary>Turns SIGINT/SIGTERM during a CRIU run into a clean abort instead of an exit that strands CRIU.</summary>
+internal sealed class InterruptGuard : IDisposable
+{
+    private readonly PosixSignalRegistration _int, _term;
+
+    public InterruptGuard(Action abort)
+    {
+        void Handler(PosixSignalContext c)
+        {
+            c.Cancel = true;
+            abort();
+        }
+        _int = PosixSignalRegistration.Create(PosixSignal.SIGINT, Handler);
+        _term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handler);
+    }
+
+    public void Dispose()
+    {
+        _int.Dispose();
+        _term.Dispose();
+    }
+}

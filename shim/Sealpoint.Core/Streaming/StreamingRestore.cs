@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using Sealpoint.Core.Checkpoint;
+using Sealpoint.Core.Keys;
+
+namespace Sealpoint.Core.Streaming;
+
+public sealed record StreamRestoreOptions
+{
+    public required string CriuPath { get; init; }
+    /// <summary>The sealed checkpoint.</summary>
+    public required string ImagesDirectory { get; init; }
+    public required Identity Identity { get; init; }
+    public string? WorkDirectory { get; init; }
+    /// <summary>Further CRIU options (--shell-job, -d, --pidfile, --tcp-established, -v4, ...).</summary>
+    public IReadOnlyList<string> CriuArguments { get; init; } = [];
+    /// <summary>
+    /// Verify every file before CRIU starts (default), so a damaged checkpoint is refused before CRIU receives
+    /// anything. Off: each chunk is still verified before CRIU receives it, and a bad one kills the restore.
+    /// </summary>
+    public bool VerifyFirst { get; init; } = true;
+}
+
+public sealed record StreamRestoreResult(string CheckpointId, int Images, long Bytes, int MaxOpenImages, int ImagesMissing,
+    TimeSpan Elapsed, TimeSpan VerifyElapsed, string? LogPath);
+
+/// <summary><c>criu restore --stream</c> fed from a sealed checkpoint, plaintext only ever in a pipe (docs/streaming.md).</summary>
+public static class StreamingRestore
+{
+    public static StreamRestoreResult Run(StreamRestoreOptions options, Action<string>? progress = null)
+    {
+        CriuArguments.Check(options.CriuArguments, "restore");
+        var clock = Stopwatch.StartNew();
+        using var checkpoint = SealedCheckpoint.Open(options.ImagesDirectory, options.Identity);
+        if (options.VerifyFirst)
+        {
+            progress?.Invoke($"verifying the {checkpoint.Envelope.Files.Count} files of checkpoint {checkpoint.Envelope.CheckpointId}");
+            checkpoint.Verify();
+        }
+        var verifyElapsed = clock.Elapsed;
+        using var work = WorkDirectory.Create(options.WorkDirectory, "restore");
+        work.Keep = true;
+        CriuProcess? criu = null;
+        ServeSession? session = null;
+        using var interrupt = new InterruptGuard(() => session?.Fail(new SealpointException(ErrorKind.External,
+            "sealpoint was interrupted during the restore", "run the restore again")));
+        try
+        {
+            // A failure kills CRIU and what it forked before the failing pipe closes: CRIU must never take a
+            // cut-short image for a complete one.
+            session = new ServeSession(checkpoint, work.OwnFile(StreamerProtocol.ServeSocketName)) { OnFailure = _ => criu?.KillTree() };
+            session.Start();
+            string log = CriuArguments.LogFileOf(options.CriuArguments, work.Path) ?? work.File("restore.log");
+            var args = new List<string> { "restore", "--stream", "-D", work.Path, "-W", work.Path };
+            if (!CriuArguments.SetsLogFile(options.CriuArguments)) args.AddRange(["-o", "restore.log"]);
+            args.AddRange(options.CriuArguments);
+            progress?.Invoke($"running {options.CriuPath} {string.Join(' ', args)}");
+            criu = CriuProcess.Start(options.CriuPath, args, log);
+            criu.WaitForExit();
+            // CRIU is gone: an image it left unread can never be read; stop its thread.
+            session.Stop();
+            if (session.Failure is SealpointException se)
+                throw new SealpointException(se.Kind, $"the streamed restore failed: {se.Message}",
+                    $"{se.Fix ?? "see the log"}; CRIU and the tasks it was restoring were killed; see CRIU's log {log}", se);
+            if (session.Failure is { } other)
+                throw new SealpointException(ErrorKind.Internal, $"the streamed restore failed: {other.Message}", $"see CRIU's log {log}", other);
+            if (criu.ExitCode != 0)
+                throw new SealpointException(ErrorKind.External, $"criu restore failed with exit code {criu.ExitCode}{(criu.LogSummary() is { Length: > 0 } s ? ": " + s : "")}",
+                    $"see CRIU's log {log}; the sealed checkpoint in {checkpoint.Directory} is unchanged and can be restored again");
+            work.Keep = false;
+            return new StreamRestoreResult(checkpoint.Envelope.CheckpointId, session.ImagesStreamed, session.BytesStreamed, session.MaxOpenAtOnce,
+                session.ImagesMissing, clock.Elapsed, verifyElapsed, options.WorkDirectory is null ? null : log);
+        }
+        finally
+        {
+            if (criu is { HasExited: false })
+            {
+                criu.KillTree();
+                criu.WaitForExit();
+            }
+            session?.Dispose();
+            criu?.Dispose();
+        }
+    }
+}

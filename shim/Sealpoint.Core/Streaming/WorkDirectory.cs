@@ -1,0 +1,60 @@
+using System.Security.Cryptography;
+using Sealpoint.Core.Crypto;
+
+namespace Sealpoint.Core.Streaming;
+
+/// <summary>
+/// CRIU's images and work directory during a streamed dump or restore (its -D and -W). It holds CRIU's socket,
+/// log and statistics, never an image: with --stream CRIU sends every image through the socket. A directory the
+/// user named is kept; a temporary one is removed after success and kept after a failure, for its log.
+/// </summary>
+public sealed class WorkDirectory : IDisposable
+{
+    private const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    private readonly bool _temporary;
+    private readonly List<string> _ownFiles = [];
+
+    private WorkDirectory(string path, bool temporary)
+    {
+        Path = path;
+        _temporary = temporary;
+    }
+
+    public string Path { get; }
+
+    /// <summary>Keep the directory at dispose (after a failure, so its log can be read).</summary>
+    public bool Keep { get; set; }
+
+    public static WorkDirectory Create(string? given, string purpose)
+    {
+        if (given is not null)
+        {
+            string full = System.IO.Path.GetFullPath(given);
+            if (!Directory.Exists(full)) Directory.CreateDirectory(full, Private);
+            return new WorkDirectory(full, temporary: false);
+        }
+        string path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"sealpoint-{purpose}-{Hex.Lower(RandomNumberGenerator.GetBytes(4))}");
+        Directory.CreateDirectory(path, Private);
+        return new WorkDirectory(path, temporary: true);
+    }
+
+    public string File(string name) => System.IO.Path.Combine(Path, name);
+
+    /// <summary>A file of ours (socket, hook, markers): removed at dispose even from a kept directory.</summary>
+    public string OwnFile(string name)
+    {
+        string path = File(name);
+        if (System.IO.File.Exists(path) || Directory.Exists(path))
+            throw new SealpointException(ErrorKind.Usage, $"{path} already exists", "use an empty work directory (--work-dir), or remove that file if no other sealpoint uses it");
+        _ownFiles.Add(path);
+        return path;
+    }
+
+    public void Dispose()
+    {
+        foreach (var f in _ownFiles)
+            try { System.IO.File.Delete(f); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        if (_temporary && !Keep)
+            try { Directory.Delete(Path, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}

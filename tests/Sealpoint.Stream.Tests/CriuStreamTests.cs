@@ -1,0 +1,305 @@
+using Sealpoint.Core.Streaming;
+using Sealpoint.TestSupport;
+
+namespace Sealpoint.Stream.Tests;
+
+/// <summary>
+/// <c>sealpoint dump</c> and <c>sealpoint restore</c> on real CRIU 4.x with real processes. A missing CRIU or
+/// workload fails these tests with the fix in the message (Tools.Require), never skips them.
+/// </summary>
+public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
+{
+    private const long Bound = 64L * 1024 * 1024;
+
+    [Fact]
+    public void Dump_and_restore_through_the_stream_leave_the_secret_in_no_file()
+    {
+        Tools.RequireRoot();
+        Tools.Require("criu");
+        string secret = Secrets.New("roundtrip");
+        using var dir = TempDir.Create("stream-e2e");
+        using var workload = Workload.StartSecretHolder(secret, dir.Dir("workload"));
+        string images = dir.File("sealed"), dumpWork = dir.Dir("dump-work"), restoreWork = dir.Dir("restore-work");
+        workload.WaitForProgress(2);
+
+        var dump = SealpointCli.Run("dump", "-t", workload.Pid.ToString(), "-D", images, "-r", pki.Cert("node-a"),
+            "--pki", pki.Root, "--work-dir", dumpWork, "--json");
+        Assert.True(dump.Succeeded, dump.Describe());
+        var json = SealpointCli.Json(dump);
+        Assert.False((bool)json["processRunning"]!, "CRIU should stop the task after a successful dump");
+        Pids.WaitReaped([workload.Pid], TimeSpan.FromSeconds(30));
+        Assert.True(File.Exists(Path.Combine(images, "sealpoint.envelope")));
+        Assert.True(File.Exists(Path.Combine(dumpWork, "dump.log")), "CRIU's log belongs in the work directory");
+        Assert.False(Directory.EnumerateFiles(dumpWork, "*.img").Any(), "no image may land in the work directory");
+        long counterAtDump = workload.ReadCounter();
+
+        SecretSearch.AssertAbsentEverywhere(secret, images, dumpWork);
+
+        // The same sealed format as 'sealpoint seal': inspect verifies it, open decrypts it, and the secret is
+        // in the opened memory (which proves the search above could have found it).
+        var inspect = SealpointCli.Run("inspect", images, "--verify", "--key", pki.Key("node-a"));
+        Assert.True(inspect.Succeeded, inspect.Describe());
+        using (var opened = TempDir.Create("stream-opened", inShm: true))
+        {
+            var open = SealpointCli.Run("open", images, "--key", pki.Key("node-a"), "--out", opened.File("plain"));
+            Assert.True(open.Succeeded, open.Describe());
+            SecretScan.AssertPresent(secret, opened.Path);
+        }
+
+        var restore = SealpointCli.RunToFile(dir.File("restore.out"), "restore", "-D", images, "--key", pki.Key("node-a"), "-d",
+            "--work-dir", restoreWork, "--json");
+        Assert.True(restore.Succeeded, restore.Describe());
+        Assert.True(workload.IsAlive, $"the restored process {workload.Pid} is not running");
+        long after = workload.WaitForCounter(counterAtDump + 3);
+        Assert.True(after > counterAtDump);
+        Assert.True(File.Exists(Path.Combine(restoreWork, "restore.log")));
+        SecretSearch.AssertAbsentEverywhere(secret, images, dumpWork, restoreWork);
+    }
+
+    [Fact]
+    public void Leave_running_resumes_the_task_after_the_checkpoint_is_sealed()
+    {
+        Tools.RequireRoot();
+        using var dir = TempDir.Create("stream-leave");
+        using var workload = Workload.StartSecretHolder(Secrets.New("leave"), dir.Dir("workload"));
+        var dump = SealpointCli.Run("dump", "-t", workload.Pid.ToString(), "-D", dir.File("sealed"), "-r", pki.Cert("node-a"),
+            "--pki", pki.Root, "--leave-running", "--json");
+        Assert.True(dump.Succeeded, dump.Describe());
+        Assert.True((bool)SealpointCli.Json(dump)["processRunning"]!);
+        workload.WaitForProgress(3);
+        var inspect = SealpointCli.Run("inspect", dir.File("sealed"), "--verify", "--key", pki.Key("node-a"));
+        Assert.True(inspect.Succeeded, inspect.Describe());
+    }
+
+    [Fact]
+    public void Streamer_memory_stays_under_the_bound_for_a_dump_four_times_larger()
+    {
+        Tools.RequireRoot();
+        using var dir = TempDir.Create("stream-memory");
+        using var workload = Workload.StartMemHog(256, Secrets.New("memory"), dir.Dir("workload"));
+        string images = dir.File("sealed");
+        var dump = SealpointCli.Run("dump", "-t", workload.Pid.ToString(), "-D", images, "-r", pki.Cert("node-a"),
+            "--pki", pki.Root, "--json");
+        Assert.True(dump.Succeeded, dump.Describe());
+        var json = SealpointCli.Json(dump);
+        long bytes = (long)json["plaintextBytes"]!, peak = (long)json["peakRssBytes"]!;
+        Assert.True(bytes > 4 * Bound, $"the dump streamed only {bytes} bytes, not more than 4x the bound");
+        Assert.True(peak < Bound, $"the streamer's peak RSS (VmHWM) was {peak / 1048576.0:F1} MiB for a {bytes / 1048576} MiB dump; the bound is 64 MiB");
+        Pids.WaitReaped([workload.Pid], TimeSpan.FromSeconds(30));
+
+        var restore = SealpointCli.RunToFile(dir.File("restore.out"), "restore", "-D", images, "--key", pki.Key("node-a"), "-d", "--json");
+        Assert.True(restore.Succeeded, restore.Describe());
+        long restorePeak = (long)SealpointCli.Json(restore)["peakRssBytes"]!;
+        Assert.True(restorePeak < Bound, $"the restore streamer's peak RSS was {restorePeak / 1048576.0:F1} MiB; the bound is 64 MiB");
+        workload.WaitForProgress(2);
+        workload.VerifyMemory(); // memhog checks every page against its checksums
+    }
+
+    [Fact]
+    public void Killing_criu_mid_dump_leaves_no_checkpoint_and_the_process_running()
+    {
+        Tools.RequireRoot();
+        using var dir = TempDir.Create("stream-killcriu");
+        using var workload = Workload.StartMemHog(768, Secrets.New("killcriu"), dir.Dir("workload"));
+        string images = dir.File("sealed"), work = dir.Dir("work");
+        using var sealpoint = SealpointCli.Start(dir.File("dump.out"), "dump", "-t", workload.Pid.ToString(), "-D", images,
+            "-r", pki.Cert("node-a"), "--pki", pki.Root, "--work-dir", work);
+        // Wait until memory pages are flowing, then SIGKILL every CRIU process.
+        Poll.Until(() => PagesBytes(images) > 16 << 20 || sealpoint.HasExited, TimeSpan.FromSeconds(60), () => "pages to stream");
+        Assert.False(sealpoint.HasExited, "the dump ended before CRIU could be killed: " + File.ReadAllText(dir.File("dump.out")));
+        var criu = CriuProcess.Descendants(sealpoint.Id);
+        Assert.NotEmpty(criu);
+        foreach (int pid in criu) Posix_Kill(pid);
+        Assert.True(sealpoint.WaitForExit(60_000), "sealpoint did not end after CRIU was killed");
+        string output = File.ReadAllText(dir.File("dump.out"));
+        Assert.Equal(9, sealpoint.ExitCode);
+        Assert.Contains("criu dump failed", output);
+        Assert.Contains("still running", output);
+        Assert.False(Directory.Exists(images) && Directory.EnumerateFileSystemEntries(images).Any(),
+            $"the failed dump left files in {images}: {string.Join(", ", Directory.Exists(images) ? Directory.EnumerateFileSystemEntries(images) : [])}");
+        Assert.True(workload.IsAlive, "the process died with CRIU");
+        workload.WaitForProgress(3);
+        workload.VerifyMemory();
+    }
+
+    [Fact]
+    public void A_broken_pipe_when_the_streamer_dies_fails_criu_and_keeps_the_process()
+    {
+        Tools.RequireRoot();
+        using var dir = TempDir.Create("stream-brokenpipe");
+        using var workload = Workload.StartMemHog(768, Secrets.New("brokenpipe"), dir.Dir("workload"));
+        string images = dir.File("sealed"), work = dir.Dir("work");
+        using var sealpoint = SealpointCli.Start(dir.File("dump.out"), "dump", "-t", workload.Pid.ToString(), "-D", images,
+            "-r", pki.Cert("node-a"), "--pki", pki.Root, "--work-dir", work);
+        Poll.Until(() => PagesBytes(images) > 16 << 20 || sealpoint.HasExited, TimeSpan.FromSeconds(60), () => "pages to stream");
+        Assert.False(sealpoint.HasExited, "the dump ended too early: " + File.ReadAllText(dir.File("dump.out")));
+        var criu = CriuProcess.Descendants(sealpoint.Id);
+        Assert.NotEmpty(criu);
+        // The streamer vanishes: every image pipe breaks under CRIU.
+        sealpoint.Kill();
+        sealpoint.WaitForExit();
+        Poll.Until(() => criu.All(p => !CriuProcess.IsRunning(p)), TimeSpan.FromSeconds(60), () => "CRIU to fail on the broken pipes");
+        string log = File.ReadAllText(Path.Combine(work, "dump.log"));
+        Assert.Contains("Dumping FAILED", log);
+        Assert.False(File.Exists(Path.Combine(images, "sealpoint.envelope")), "a checkpoint without a finished dump must have no envelope");
+        var restore = SealpointCli.Run("restore", "-D", images, "--key", pki.Key("node-a"));
+        Assert.NotEqual(0, restore.ExitCode);
+        Assert.True(workload.IsAlive, "the process died when the stream broke");
+        workload.WaitForProgress(3);
+        workload.VerifyMemory();
+    }
+
+    [Fact]
+    public void A_full_disk_ends_with_a_clear_error_an_empty_directory_and_the_process_running()
+    {
+        Tools.RequireRoot();
+        using var dir = TempDir.Create("stream-full");
+        string small = dir.Dir("small");
+        var mount = ProcessRunner.RunUnchecked("mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", small]);
+        Assert.True(mount.Succeeded, "this test mounts an 8 MiB tmpfs to fill: " + mount.Describe());
+        try
+        {
+            using var workload = Workload.StartMemHog(64, Secrets.New("full"), dir.Dir("workload"));
+            string images = Path.Combine(small, "sealed");
+            var dump = SealpointCli.Run("dump", "-t", workload.Pid.ToString(), "-D", images, "-r", pki.Cert("node-a"), "--pki", pki.Root);
+            Assert.Equal(7, dump.ExitCode);
+            Assert.Contains("No space left on device", dump.StandardError);
+            Assert.Contains("still running", dump.StandardError);
+            Assert.False(Directory.Exists(images), $"the failed dump left {images} behind");
+            Assert.True(workload.IsAlive);
+            workload.WaitForProgress(3);
+            workload.VerifyMemory();
+        }
+        finally { ProcessRunner.RunUnchecked("umount", [small]); }
+    }
+
+    [Fact]
+    public void Interrupting_sealpoint_resumes_the_process_and_leaves_no_checkpoint()
+    {
+        Tools.RequireRoot();
+        using var dir = TempDir.Create("stream-sigterm");
+        using var workload = Workload.StartMemHog(768, Secrets.New("sigterm"), dir.Dir("workload"));
+        string images = dir.File("sealed");
+        using var sealpoint = SealpointCli.Start(dir.File("dump.out"), "dump", "-t", workload.Pid.ToString(), "-D", images,
+            "-r", pki.Cert("node-a"), "--pki", pki.Root);
+        Poll.Until(() => PagesBytes(images) > 16 << 20 || sealpoint.HasExited, TimeSpan.FromSeconds(60), () => "pages to stream");
+        ProcessRunner.Run("kill", ["-TERM", sealpoint.Id.ToString()]);
+        Assert.True(sealpoint.WaitForExit(60_000));
+        string output = File.ReadAllText(dir.File("dump.out"));
+        Assert.Equal(9, sealpoint.ExitCode);
+        Assert.Contains("interrupted", output);
+        Assert.False(Directory.Exists(images) && Directory.EnumerateFileSystemEntries(images).Any());
+        Assert.True(workload.IsAlive);
+        workload.WaitForProgress(3);
+    }
+
+    [Fact]
+    public void Dump_errors_name_the_problem_before_criu_touches_the_process()
+    {
+        Tools.RequireRoot();
+        using var dir = TempDir.Create("stream-dumperrors");
+        using var workload = Workload.StartSecretHolder(Secrets.New("errors"), dir.Dir("workload"));
+        string pid = workload.Pid.ToString();
+
+        var noCriu = ProcessRunner.RunUnchecked(SealpointCli.Path, ["dump", "-t", pid, "-D", dir.File("a"), "-r", pki.Cert("node-a"),
+            "--pki", pki.Root, "--criu", "/nonexistent/criu"]);
+        Assert.Equal(6, noCriu.ExitCode);
+        Assert.Contains("CRIU was not found at /nonexistent/criu", noCriu.StandardError);
+
+        var noRecipient = SealpointCli.Run("dump", "-t", pid, "-D", dir.File("b"));
+        Assert.Equal(2, noRecipient.ExitCode);
+        Assert.Contains("--recipient", noRecipient.StandardError);
+
+        var badCert = SealpointCli.Run("dump", "-t", pid, "-D", dir.File("c"), "-r", dir.File("missing.pem"), "--pki", pki.Root);
+        Assert.NotEqual(0, badCert.ExitCode);
+        Assert.Contains("missing.pem", badCert.StandardError);
+
+        var incremental = SealpointCli.Run("dump", "-t", pid, "-D", dir.File("d"), "-r", pki.Cert("node-a"), "--pki", pki.Root, "--", "--track-mem");
+        Assert.Equal(2, incremental.ExitCode);
+        Assert.Contains("does not support incremental images", incremental.StandardError);
+
+        var noProcess = SealpointCli.Run("dump", "-t", "999999", "-D", dir.File("e"), "-r", pki.Cert("node-a"), "--pki", pki.Root);
+        Assert.Equal(6, noProcess.ExitCode);
+        Assert.Contains("process 999999 is not running", noProcess.StandardError);
+
+        // A CRIU failure (an option CRIU rejects) is reported with CRIU's exit code and the process keeps running.
+        var criuFails = SealpointCli.Run("dump", "-t", pid, "-D", dir.File("f"), "-r", pki.Cert("node-a"), "--pki", pki.Root, "--", "--no-such-criu-option");
+        Assert.Equal(9, criuFails.ExitCode);
+        Assert.Contains("criu dump failed with exit code", criuFails.StandardError);
+        Assert.False(Directory.Exists(dir.File("f")));
+        foreach (var d in "abcde") Assert.False(Directory.Exists(dir.File(d.ToString())), $"a refused dump left {d}/ behind");
+        Assert.True(workload.IsAlive);
+        workload.WaitForProgress(2);
+    }
+
+    [Fact]
+    public void Restore_refuses_missing_keys_non_recipients_and_tampered_images_before_criu_runs()
+    {
+        Tools.RequireRoot();
+        using var dir = TempDir.Create("stream-restore-refused");
+        string images = DumpSecretHolder(dir, out int pid);
+
+        var missing = SealpointCli.Run("restore", "-D", images, "--key", dir.File("no-key.pem"), "--work-dir", dir.Dir("w1"));
+        Assert.Equal(6, missing.ExitCode);
+        Assert.Contains("no-key.pem does not exist", missing.StandardError);
+
+        var stranger = SealpointCli.Run("restore", "-D", images, "--key", pki.Key("node-b"), "--work-dir", dir.Dir("w2"));
+        Assert.Equal(4, stranger.ExitCode);
+        Assert.Contains("recipient", stranger.StandardError);
+
+        FlipByteIn(images, "pages-");
+        var tampered = SealpointCli.Run("restore", "-D", images, "--key", pki.Key("node-a"), "-d", "--work-dir", dir.Dir("w3"));
+        Assert.Equal(5, tampered.ExitCode);
+        Assert.Contains("failed authentication", tampered.StandardError);
+        foreach (var w in new[] { "w1", "w2", "w3" })
+            Assert.False(File.Exists(Path.Combine(dir.File(w), "restore.log")), $"CRIU ran for a refused restore ({w})");
+        Assert.False(Pids.IsAlive(pid), "a refused restore left a process running");
+    }
+
+    [Fact]
+    public void Without_preverify_a_tampered_image_kills_criu_and_what_it_restored()
+    {
+        Tools.RequireRoot();
+        using var dir = TempDir.Create("stream-restore-tamper");
+        string images = DumpSecretHolder(dir, out int pid);
+        FlipByteIn(images, "pages-");
+        string work = dir.Dir("work");
+        var restore = SealpointCli.RunToFile(dir.File("restore.out"), "restore", "-D", images, "--key", pki.Key("node-a"), "-d",
+            "--no-preverify", "--work-dir", work);
+        Assert.Equal(5, restore.ExitCode);
+        Assert.Contains("failed authentication", restore.StandardOutput);
+        Assert.Contains("were killed", restore.StandardOutput);
+        Assert.True(File.Exists(Path.Combine(work, "restore.log")), "CRIU should have started (no pre-verification)");
+        Thread.Sleep(500);
+        Assert.False(Pids.IsAlive(pid), "the tampered restore left the restored process running");
+    }
+
+    private string DumpSecretHolder(TempDir dir, out int pid)
+    {
+        using var workload = Workload.StartSecretHolder(Secrets.New("restore"), dir.Dir("workload"));
+        pid = workload.Pid;
+        string images = dir.File("sealed");
+        var dump = SealpointCli.Run("dump", "-t", pid.ToString(), "-D", images, "-r", pki.Cert("node-a"), "--pki", pki.Root);
+        Assert.True(dump.Succeeded, dump.Describe());
+        Pids.WaitReaped([pid], TimeSpan.FromSeconds(30));
+        return images;
+    }
+
+    private static void FlipByteIn(string images, string prefix)
+    {
+        string file = Directory.EnumerateFiles(images, prefix + "*").OrderByDescending(f => new FileInfo(f).Length).First();
+        using var f = new FileStream(file, FileMode.Open, FileAccess.ReadWrite);
+        f.Position = f.Length / 2;
+        int b = f.ReadByte();
+        f.Position--;
+        f.WriteByte((byte)(b ^ 0x40));
+    }
+
+    private static long PagesBytes(string images)
+    {
+        try { return Directory.EnumerateFiles(images, "pages-*").Sum(f => new FileInfo(f).Length); }
+        catch (IOException) { return 0; }
+    }
+
+    private static void Posix_Kill(int pid) => ProcessRunner.RunUnchecked("kill", ["-KILL", pid.ToString()]);
+}

@@ -1,0 +1,209 @@
+using System.Security.Cryptography;
+using Sealpoint.Core;
+using Sealpoint.Core.Checkpoint;
+using Sealpoint.Core.Keys;
+using Sealpoint.Core.Streaming;
+using Sealpoint.TestSupport;
+
+namespace Sealpoint.Stream.Tests;
+
+/// <summary>A throw-away PKI with two identities (a local helper, like Core.Tests' TestPki).</summary>
+public sealed class StreamTestPki : IDisposable
+{
+    public StreamTestPki()
+    {
+        Root = Directory.CreateTempSubdirectory("sealpoint-stream-pki-").FullName;
+        Pki = new Pki(Root);
+        Pki.InitCa("stream test CA", KeyAlgorithm.P256, 30, force: false);
+        Pki.Issue("node-a", KeyAlgorithm.P256, 30, force: false);
+        Pki.Issue("node-b", KeyAlgorithm.Rsa2048, 30, force: false);
+    }
+
+    public string Root { get; }
+    public Pki Pki { get; }
+    public Recipient Recipient(string name) => Pki.ResolveRecipient(name);
+    public Identity Identity(string name) => Core.Keys.Identity.Load(Pki.KeyPath(name));
+    public void Dispose() => Directory.Delete(Root, recursive: true);
+}
+
+/// <summary>
+/// The capture and serve sessions over their real socket, with the test playing CRIU's part of the protocol
+/// (connect, request, pass a pipe). CRIU itself is exercised in <see cref="CriuStreamTests"/>.
+/// </summary>
+public class SessionTests(StreamTestPki keys) : IClassFixture<StreamTestPki>
+{
+    [Fact]
+    public async Task Interleaved_writes_across_open_images_never_deadlock_and_seal_correctly()
+    {
+        using var dir = TempDir.Create("stream-capture");
+        string sealedDir = dir.File("sealed");
+        var contents = new Dictionary<string, byte[]>
+        {
+            ["pages-1.img"] = RandomNumberGenerator.GetBytes(3 * 1024 * 1024 + 4096),
+            ["pagemap-1.img"] = RandomNumberGenerator.GetBytes(2 * 1024 * 1024 + 17),
+            ["core-1.img"] = RandomNumberGenerator.GetBytes(1024 * 1024 + 5),
+            ["empty.img"] = [],
+        };
+        using (var writer = SealedCheckpointWriter.Create(sealedDir, new SealOptions { Recipients = [keys.Recipient("node-a")], Sync = false }))
+        {
+            using var session = new CaptureSession(writer, dir.File("capture.sock"));
+            session.Start();
+            using var criu = new StreamerConnection(UnixListener.Connect(dir.File("capture.sock")));
+            var pipes = new Dictionary<string, OwnedFd>();
+            foreach (var name in contents.Keys)
+            {
+                var (read, write) = OwnedFd.CreatePipe();
+                criu.SendRequest(name);
+                criu.Socket.SendFd(read.Fd);
+                read.Dispose();
+                pipes[name] = write;
+            }
+            // Round-robin 200 KiB pieces: each write blocks unless the session drains every pipe at once.
+            const int piece = 200 * 1024;
+            var writing = Task.Run(() =>
+            {
+                for (int off = 0; contents.Values.Any(c => off < c.Length); off += piece)
+                    foreach (var (name, data) in contents)
+                        if (off < data.Length) pipes[name].WriteAll(data.AsSpan(off, Math.Min(piece, data.Length - off)), null, 10_000, name);
+                foreach (var p in pipes.Values) p.Dispose();
+            });
+            var finished = await Task.WhenAny(writing, Task.Delay(TimeSpan.FromSeconds(60)));
+            Assert.True(finished == writing, "writing interleaved images did not finish: the session does not serve them concurrently");
+            await writing;
+            session.Finish(TimeSpan.FromSeconds(30));
+            Assert.Equal(contents.Count, session.ImagesStreamed);
+            Assert.True(session.MaxOpenAtOnce >= 3, $"images were not open together (max {session.MaxOpenAtOnce})");
+            writer.Complete();
+        }
+        using var identity = keys.Identity("node-a");
+        using var checkpoint = SealedCheckpoint.Open(sealedDir, identity);
+        checkpoint.Verify();
+        foreach (var (name, data) in contents)
+        {
+            using var s = checkpoint.OpenFile(name);
+            var copy = new MemoryStream();
+            s.CopyTo(copy);
+            Assert.True(data.AsSpan().SequenceEqual(copy.ToArray()), $"{name} differs after sealing and opening");
+        }
+    }
+
+    [Fact]
+    public void A_request_arriving_just_before_finish_is_still_sealed()
+    {
+        using var dir = TempDir.Create("stream-late");
+        using var writer = SealedCheckpointWriter.Create(dir.File("sealed"), new SealOptions { Recipients = [keys.Recipient("node-a")], Sync = false });
+        using var session = new CaptureSession(writer, dir.File("capture.sock"));
+        session.Start();
+        using var criu = new StreamerConnection(UnixListener.Connect(dir.File("capture.sock")));
+        for (int i = 0; i < 20; i++)
+        {
+            var (read, write) = OwnedFd.CreatePipe();
+            criu.SendRequest($"file-{i}.img");
+            criu.Socket.SendFd(read.Fd);
+            read.Dispose();
+            using (write) write.WriteAll(new byte[100 + i], null, 5000, "late");
+        }
+        // No waiting: Finish must see every request already on the socket.
+        session.Finish(TimeSpan.FromSeconds(30));
+        Assert.Equal(20, session.ImagesStreamed);
+        Assert.Equal(20, writer.Complete().Files.Count);
+    }
+
+    [Fact]
+    public void Serve_answers_exists_streams_verified_plaintext_and_serves_a_file_twice()
+    {
+        using var dir = TempDir.Create("stream-serve");
+        byte[] pages = RandomNumberGenerator.GetBytes(512 * 1024);
+        byte[] core = RandomNumberGenerator.GetBytes(100_000);
+        string sealedDir = SealFiles(dir, ("pages-1.img", pages), ("core-1.img", core));
+        using var identity = keys.Identity("node-a");
+        using var checkpoint = SealedCheckpoint.Open(sealedDir, identity);
+        using var session = new ServeSession(checkpoint, dir.File("serve.sock"));
+        session.Start();
+        using var criu = new StreamerConnection(UnixListener.Connect(dir.File("serve.sock")));
+
+        criu.SendRequest("no-such.img");
+        Assert.False(criu.ReadReply());
+        Assert.Equal(core, Fetch(criu, "core-1.img"));
+        Assert.Equal(pages, Fetch(criu, "pages-1.img"));
+        Assert.Equal(core, Fetch(criu, "core-1.img"));
+        criu.SendRequest("sealpoint.envelope");
+        Assert.False(criu.ReadReply());
+        Assert.Null(session.Failure);
+        Assert.Equal(2, session.ImagesMissing);
+    }
+
+    [Fact]
+    public void A_tampered_image_fails_before_the_reader_sees_its_end()
+    {
+        using var dir = TempDir.Create("stream-tamper");
+        byte[] core = RandomNumberGenerator.GetBytes(300_000);
+        string sealedDir = SealFiles(dir, ("core-1.img", core));
+        // Flip one byte in the third 64 KiB chunk.
+        using (var f = new FileStream(Path.Combine(sealedDir, "core-1.img"), FileMode.Open, FileAccess.ReadWrite))
+        {
+            f.Position = 64 + 2 * (65536 + 16) + 100;
+            int b = f.ReadByte();
+            f.Position--;
+            f.WriteByte((byte)(b ^ 1));
+        }
+        using var identity = keys.Identity("node-a");
+        using var checkpoint = SealedCheckpoint.Open(sealedDir, identity);
+        bool failureHandled = false;
+        bool failureHandledBeforeEnd = false;
+        using var session = new ServeSession(checkpoint, dir.File("serve.sock")) { OnFailure = _ => Volatile.Write(ref failureHandled, true) };
+        session.Start();
+        using var criu = new StreamerConnection(UnixListener.Connect(dir.File("serve.sock")));
+        criu.SendRequest("core-1.img");
+        Assert.True(criu.ReadReply());
+        var (read, write) = OwnedFd.CreatePipe();
+        criu.Socket.SendFd(write.Fd);
+        write.Dispose();
+        var received = new MemoryStream();
+        var buffer = new byte[65536];
+        using (read)
+        {
+            int n;
+            while ((n = read.ReadSome(buffer, null, 10_000, "core-1.img")) > 0) received.Write(buffer, 0, n);
+            // CRIU would be dead by now: the failure handler ran before the pipe was closed.
+            failureHandledBeforeEnd = Volatile.Read(ref failureHandled);
+        }
+        Assert.True(failureHandledBeforeEnd, "the pipe ended before the failure was handled (CRIU could take a cut-short image as complete)");
+        var e = Assert.IsType<IntegrityException>(session.Failure);
+        Assert.Contains("chunk 2", e.Message);
+        // Only the two verified chunks were released.
+        Assert.Equal(2 * 65536, received.Length);
+        Assert.True(core.AsSpan(0, 2 * 65536).SequenceEqual(received.ToArray()));
+    }
+
+    private static byte[] Fetch(StreamerConnection criu, string name)
+    {
+        criu.SendRequest(name);
+        Assert.True(criu.ReadReply());
+        var (read, write) = OwnedFd.CreatePipe();
+        criu.Socket.SendFd(write.Fd);
+        write.Dispose();
+        var result = new MemoryStream();
+        var buffer = new byte[65536];
+        using (read)
+        {
+            int n;
+            while ((n = read.ReadSome(buffer, null, 10_000, name)) > 0) result.Write(buffer, 0, n);
+        }
+        return result.ToArray();
+    }
+
+    private string SealFiles(TempDir dir, params (string Name, byte[] Data)[] files)
+    {
+        string sealedDir = dir.File("sealed");
+        using var writer = SealedCheckpointWriter.Create(sealedDir, new SealOptions { Recipients = [keys.Recipient("node-a")], Sync = false });
+        foreach (var (name, data) in files)
+        {
+            using var s = writer.CreateFile(name);
+            s.Write(data);
+            s.Commit();
+        }
+        writer.Complete();
+        return sealedDir;
+    }
+}
