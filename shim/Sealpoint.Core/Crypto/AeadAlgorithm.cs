@@ -47,12 +47,16 @@ public static class AeadAlgorithms
 /// <summary>One AEAD key, ready for many messages. Not thread-safe: one instance per worker.</summary>
 internal sealed class Aead : IDisposable
 {
+    private readonly OpenSslAead? _evp;
     private readonly AesGcm? _gcm;
     private readonly ChaCha20Poly1305? _chacha;
 
     public Aead(AeadAlgorithm algorithm, ReadOnlySpan<byte> key)
     {
         Algorithm = algorithm;
+        if (algorithm is not (AeadAlgorithm.Aes256Gcm or AeadAlgorithm.ChaCha20Poly1305)) throw new ArgumentOutOfRangeException(nameof(algorithm));
+        _evp = OpenSslAead.TryCreate(algorithm, key);
+        if (_evp is not null) return;
         if (algorithm == AeadAlgorithm.Aes256Gcm) _gcm = new AesGcm(key, AeadAlgorithms.TagSize);
         else if (algorithm == AeadAlgorithm.ChaCha20Poly1305) _chacha = new ChaCha20Poly1305(key);
         else throw new ArgumentOutOfRangeException(nameof(algorithm));
@@ -62,13 +66,15 @@ internal sealed class Aead : IDisposable
 
     public void Seal(ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> plaintext, Span<byte> ciphertext, Span<byte> tag, ReadOnlySpan<byte> aad)
     {
-        if (_gcm is not null) _gcm.Encrypt(nonce, plaintext, ciphertext, tag, aad);
+        if (_evp is not null) _evp.Seal(nonce, plaintext, ciphertext, tag, aad);
+        else if (_gcm is not null) _gcm.Encrypt(nonce, plaintext, ciphertext, tag, aad);
         else _chacha!.Encrypt(nonce, plaintext, ciphertext, tag, aad);
     }
 
     /// <summary>Verifies then decrypts. On a bad tag the output is zeroed and false returned: no unverified plaintext escapes.</summary>
     public bool TryOpen(ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> tag, Span<byte> plaintext, ReadOnlySpan<byte> aad)
     {
+        if (_evp is not null) return _evp.TryOpen(nonce, ciphertext, tag, plaintext, aad);
         try
         {
             if (_gcm is not null) _gcm.Decrypt(nonce, ciphertext, tag, plaintext, aad);
@@ -84,6 +90,7 @@ internal sealed class Aead : IDisposable
 
     public void Dispose()
     {
+        _evp?.Dispose();
         _gcm?.Dispose();
         _chacha?.Dispose();
     }
