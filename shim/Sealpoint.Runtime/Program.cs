@@ -1,1 +1,29 @@
-return 0;
+using Sealpoint.Core;
+using Sealpoint.Core.Config;
+using Sealpoint.Runtime;
+
+// sealpoint-runc-core: started by the sealpoint-runc launcher for `checkpoint` and `restore` (every other runc
+// command never reaches .NET), or directly for `seal-pending` (recovery after a failed seal).
+RuncArguments? parsed = null;
+try
+{
+    if (args.Length > 0 && args[0] == "seal-pending") return SealPendingCommand.Run(args[1..], NodeConfig.Load());
+    parsed = RuncArguments.Parse(args);
+    var config = NodeConfig.Load();
+    return parsed.Command switch
+    {
+        "checkpoint" => CheckpointCommand.Run(parsed, config),
+        "restore" => RestoreCommand.Run(parsed, config),
+        _ => new RealRunc(config).Exec(args), // not ours (called directly): runc does it
+    };
+}
+catch (SealpointException e)
+{
+    RuncLog.Error(parsed, e.Describe());
+    return e.ExitCode;
+}
+catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+{
+    RuncLog.Error(parsed, $"{e.Message}. Fix: check the paths and permissions named");
+    return (int)ErrorKind.Io;
+}

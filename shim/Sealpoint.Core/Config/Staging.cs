@@ -1,0 +1,104 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using Sealpoint.Core.Checkpoint;
+using Sealpoint.Core.Crypto;
+
+namespace Sealpoint.Core.Config;
+
+/// <summary>
+/// The node's staging folder: where plaintext CRIU images live between CRIU and sealing (checkpoint) or between
+/// opening and CRIU (restore). It must be memory-backed, so plaintext never reaches a disk, and private
+/// (0700, owned by this user, not a symlink), because it sits in world-writable /dev/shm by default.
+/// Layout: ROOT/CONTAINER-ID/OPERATION-RANDOM/ — so the hook can wipe a stopped container's leftovers.
+/// </summary>
+public sealed partial class Staging(string root)
+{
+    /// <summary>Written into a staging folder that holds a dump which could not be sealed: never wiped automatically.</summary>
+    public const string PendingMarker = "sealpoint-pending.json";
+    /// <summary>Present in ROOT/CONTAINER-ID while sealpoint-runc restores that container (the hook then skips recipient checks).</summary>
+    public const string RestoringMarker = "restoring";
+
+    private const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
+    public string Root { get; } = Path.GetFullPath(root).TrimEnd('/');
+
+    /// <summary>Creates (if needed) and checks the root: memory-backed, private, ours.</summary>
+    public void EnsureRoot()
+    {
+        string? existing = Root;
+        while (existing is not null && !Directory.Exists(existing) && !File.Exists(existing)) existing = Path.GetDirectoryName(existing);
+        if (existing is null || !FileSystem.IsMemoryBacked(existing))
+            throw NotMemoryBacked();
+        Directory.CreateDirectory(Root, Private);
+        CheckPrivate(Root);
+        if (!FileSystem.IsMemoryBacked(Root)) throw NotMemoryBacked();
+    }
+
+    private SealpointException NotMemoryBacked() => new(ErrorKind.Config,
+        $"the staging folder {Root} is not on a memory-backed file system (tmpfs/ramfs): plaintext checkpoint images would be written to disk",
+        $"set [runtime] staging in the node config to a folder on tmpfs, e.g. {NodeConfig.DefaultStaging}");
+
+    /// <summary>Refuses a folder that is a symlink, not ours, or open to others; tightens our own folder's mode.</summary>
+    private static void CheckPrivate(string path)
+    {
+        var info = new DirectoryInfo(path);
+        if (info.LinkTarget is not null || !info.Exists)
+            throw new SealpointException(ErrorKind.Policy, $"the staging folder {path} is a symlink or not a directory", $"remove {path}; Sealpoint recreates it");
+        var st = new byte[256];
+        if (lstat(path, st) != 0)
+            throw new SealpointException(ErrorKind.Io, $"cannot stat the staging folder {path} (errno {Marshal.GetLastPInvokeError()})", "check the path");
+        uint owner = BitConverter.ToUInt32(st, 28); // st_uid in x86-64 struct stat
+        if (owner != geteuid())
+            throw new SealpointException(ErrorKind.Policy, $"the staging folder {path} belongs to uid {owner}, not to this user ({geteuid()})",
+                $"remove {path} (someone else created it); Sealpoint recreates it privately");
+        if ((File.GetUnixFileMode(path) & ~Private) != 0) File.SetUnixFileMode(path, Private);
+    }
+
+    /// <summary>A new private folder for one operation on one container.</summary>
+    public string Create(string containerId, string operation)
+    {
+        EnsureRoot();
+        string containerDir = ContainerDir(containerId);
+        Directory.CreateDirectory(containerDir, Private);
+        CheckPrivate(containerDir);
+        string dir = Path.Combine(containerDir, $"{operation}-{DateTime.UtcNow:yyyyMMddTHHmmss}-{Hex.Lower(RandomNumberGenerator.GetBytes(4))}");
+        Directory.CreateDirectory(dir, Private);
+        return dir;
+    }
+
+    public string ContainerDir(string containerId)
+    {
+        if (!IsValidContainerId(containerId))
+            throw new SealpointException(ErrorKind.Usage, $"'{NodeConfig.Printable(containerId)}' is not a valid container id", "container ids are letters, digits, '_', '+', '-' and '.'");
+        return Path.Combine(Root, containerId);
+    }
+
+    /// <summary>runc's rule for container ids (^[\w+-\.]+$, not "." or "..").</summary>
+    public static bool IsValidContainerId(string id) =>
+        id.Length is > 0 and <= 1024 && id != "." && id != ".." && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '+' or '-' or '.');
+
+    /// <summary>
+    /// Removes a stopped container's leftover staging (e.g. of an operation that was killed), except folders holding
+    /// a dump that could not be sealed: those are the container's state until someone recovers them.
+    /// Returns the folders kept.
+    /// </summary>
+    public IReadOnlyList<string> WipeContainer(string containerId)
+    {
+        string containerDir = ContainerDir(containerId);
+        if (!Directory.Exists(containerDir) || new DirectoryInfo(containerDir).LinkTarget is not null) return [];
+        var kept = new List<string>();
+        foreach (var entry in new DirectoryInfo(containerDir).EnumerateFileSystemInfos())
+        {
+            if (entry is DirectoryInfo d && d.LinkTarget is null && File.Exists(Path.Combine(d.FullName, PendingMarker))) { kept.Add(d.FullName); continue; }
+            FileSystem.RemoveTree(entry.FullName);
+        }
+        if (kept.Count == 0) FileSystem.RemoveTree(containerDir);
+        return kept;
+    }
+
+    [LibraryImport("libc", EntryPoint = "lstat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int lstat(string path, byte[] buf);
+
+    [LibraryImport("libc", EntryPoint = "geteuid")]
+    private static partial uint geteuid();
+}

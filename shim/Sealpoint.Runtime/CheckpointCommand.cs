@@ -1,0 +1,155 @@
+using Sealpoint.Core;
+using Sealpoint.Core.Checkpoint;
+using Sealpoint.Core.Config;
+using Sealpoint.Core.Crypto;
+using Sealpoint.Core.Keys;
+using Sealpoint.Core.Policy;
+
+namespace Sealpoint.Runtime;
+
+/// <summary>
+/// runc checkpoint, sealed: the policy is decided and the recipients loaded before anything is dumped; runc dumps
+/// into private memory-backed staging with every flag the engine gave; the images are sealed into the image path
+/// the engine asked for; staging is wiped. If sealing fails after the dump, the plaintext stays in staging
+/// (memory only) and the error says where and how to recover.
+/// </summary>
+public static class CheckpointCommand
+{
+    /// <summary>Test switch (documented in the runtime README): makes sealing fail right after a successful dump.</summary>
+    public const string FailSealingVariable = "SEALPOINT_TEST_FAIL_SEALING";
+
+    public static int Run(RuncArguments args, NodeConfig config)
+    {
+        var runc = new RealRunc(config);
+        if (args.Problem is not null || args.ContainerId is not { } id)
+            throw new SealpointException(ErrorKind.Usage,
+                args.Problem ?? $"checkpoint needs exactly one container id, got {args.Positionals.Count} ({string.Join(" ", args.Positionals.Select(NodeConfig.Printable))})",
+                "give runc checkpoint [options] <container-id>");
+
+        // 1. Decide before touching the container: any error here leaves it running and untouched.
+        using var state = runc.State(args, id, out string stateError)
+            ?? throw new SealpointException(ErrorKind.NotFound, $"cannot read the state of container {id}: {(stateError.Length > 0 ? stateError : "runc state failed")}",
+                "check the container id and the --root the engine uses");
+        string bundle = state.RootElement.TryGetProperty("bundle", out var b) && b.GetString() is { Length: > 0 } bs
+            ? bs
+            : throw new SealpointException(ErrorKind.External, $"runc state of {id} names no bundle", "check the runc version");
+        var decision = SealingPolicy.Decide(ContainerBundle.ReadAnnotations(bundle), config);
+        if (!decision.Seal) return runc.Exec(args.Tokens); // not sealed: runc does exactly what the engine asked
+
+        var recipients = SealingPolicy.LoadRecipients(decision, config);
+        bool preDump = args.IsSet("pre-dump");
+        if (args.IsSet("lazy-pages") || args.Value("page-server") is not null)
+            throw new SealpointException(ErrorKind.Policy,
+                "--lazy-pages and --page-server send memory pages over the network instead of into image files, so they cannot be sealed",
+                "checkpoint without --lazy-pages/--page-server, or set io.sealpoint.encrypt=false on this container if that is acceptable");
+        string imagePath = Path.GetFullPath(args.Value("image-path") ?? "checkpoint").TrimEnd('/');
+        if (File.Exists(imagePath) || (Directory.Exists(imagePath) && Directory.EnumerateFileSystemEntries(imagePath).Any()))
+            throw new SealpointException(ErrorKind.Usage, $"the image path {imagePath} is not empty; a sealed checkpoint is written into an empty directory",
+                "remove the old checkpoint there, or give another --image-path");
+
+        var staging = new Staging(config.Staging);
+        var staged = new StagedImages(staging.Create(id, preDump ? "pre-dump" : "checkpoint"));
+        bool keep = false;
+        try
+        {
+            string plain = staged.Mirror(imagePath);
+            staged.CreateParents(plain);
+            Directory.CreateDirectory(plain, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            ParentCheckpoint? parent = StageParent(args, config, staged, imagePath);
+
+            // 2. runc dumps into staging, with every other flag as the engine gave it.
+            int exit = runc.Run(args.WithCommandValue("image-path", plain));
+            if (exit != 0)
+            {
+                // A dump that completed (inventory.img is written last) of a container that is gone is the container's
+                // only state: keep it and say so, rather than wipe it with the error.
+                if (!preDump && File.Exists(Path.Combine(plain, "inventory.img")) && runc.Status(args, id) is null or "stopped")
+                {
+                    keep = true;
+                    KeepPending(staged, plain, imagePath, id, decision, recipients, parent, $"runc checkpoint exited with {exit} after a complete dump");
+                    RuncLog.Error(args, PendingMessage(staged, plain, id, $"runc checkpoint failed (exit {exit}) after CRIU wrote a complete dump, and container {id} is no longer running"));
+                }
+                return exit;
+            }
+
+            // 3. Seal into the image path the engine asked for.
+            try
+            {
+                if (config.FailSealing || Environment.GetEnvironmentVariable(FailSealingVariable) == "1")
+                    throw new SealpointException(ErrorKind.Io, "sealing failed on purpose ([testing] fail_sealing or " + FailSealingVariable + ")",
+                        "turn the test switch off");
+                CheckpointSealer.SealDirectory(plain, imagePath, Options(decision, recipients, parent, id));
+            }
+            catch (Exception e) when (e is SealpointException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+            {
+                keep = true;
+                string why = e is SealpointException se ? se.Describe() : e.Message;
+                KeepPending(staged, plain, imagePath, id, decision, recipients, parent, why);
+                throw new SealpointException(e is SealpointException s2 ? s2.Kind : ErrorKind.Io,
+                    PendingMessage(staged, plain, id, $"the checkpoint of {id} was dumped but sealing it into {imagePath} failed: {why}"));
+            }
+            return 0;
+        }
+        finally
+        {
+            if (!keep) staged.Wipe();
+        }
+    }
+
+    internal static SealOptions Options(SealingDecision decision, IReadOnlyList<Recipient> recipients, ParentCheckpoint? parent, string id) => new()
+    {
+        Recipients = recipients,
+        PagesCipher = decision.PagesCipher,
+        MetadataCipher = decision.MetadataCipher,
+        Parent = parent,
+        Annotations = decision.EnvelopeAnnotations(id),
+        Sync = true,
+    };
+
+    /// <summary>
+    /// --parent-path (relative to the image path): a sealed parent chain is opened into staging at the same relative
+    /// place, and its lineage continues in the new checkpoint.
+    /// </summary>
+    private static ParentCheckpoint? StageParent(RuncArguments args, NodeConfig config, StagedImages staged, string imagePath)
+    {
+        string? parentPath = args.Value("parent-path");
+        if (parentPath is null) return null;
+        if (Path.IsPathRooted(parentPath)) return null; // runc refuses it ("--parent-path must be relative"): let it say so
+        string parentReal = Path.GetFullPath(Path.Combine(imagePath, parentPath)).TrimEnd('/');
+        if (!SealedCheckpoint.IsSealed(parentReal))
+        {
+            if (Directory.Exists(parentReal)) staged.LinkPlaintextParent(parentReal, allowed: true, "the parent checkpoint (--parent-path)");
+            return null; // a missing parent: runc reports it
+        }
+        using var identity = RestoreCommand.LoadIdentity(config, "open the sealed parent checkpoint (--parent-path)");
+        var envelope = staged.OpenChain(parentReal, identity, config.AllowPlaintextRestore);
+        return new ParentCheckpoint(envelope.CheckpointId, envelope.LineageId, envelope.Generation);
+    }
+
+    private static void KeepPending(StagedImages staged, string plain, string imagePath, string id, SealingDecision decision,
+        IReadOnlyList<Recipient> recipients, ParentCheckpoint? parent, string error)
+    {
+        try
+        {
+            new PendingSeal
+            {
+                ContainerId = id, Images = plain, ImagePath = imagePath,
+                Recipients = decision.Recipients.Select(r => r.Value).ToList(),
+                PagesCipher = decision.PagesCipher.Name(), MetadataCipher = decision.MetadataCipher.Name(),
+                Parent = parent, Annotations = decision.EnvelopeAnnotations(id), Error = error, Failed = DateTimeOffset.UtcNow,
+            }.Write(staged.Directory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The marker is what protects the folder from the hook's wipe; say so if it could not be written.
+            RuncLog.Warning(null, $"could not write {PendingSeal.PathIn(staged.Directory)}: {e.Message}; do not stop the container's hooks before recovering");
+        }
+    }
+
+    private static string PendingMessage(StagedImages staged, string plain, string id, string what) =>
+        $"{what}. The container's state is NOT lost: the plaintext checkpoint is kept in memory only (tmpfs) at {plain}. " +
+        $"Fix: once the cause is fixed, seal it with '{CorePath()} seal-pending {staged.Directory}', " +
+        $"or restore from it directly with 'runc restore --image-path {plain} {id}' (then remove {staged.Directory}); it is lost at reboot";
+
+    internal static string CorePath() => Environment.ProcessPath ?? "sealpoint-runc-core";
+}

@@ -1,0 +1,120 @@
+using System.Diagnostics;
+using Sealpoint.Core;
+using Sealpoint.Core.Checkpoint;
+using Sealpoint.Core.Config;
+using Sealpoint.Core.Keys;
+using Sealpoint.Core.Policy;
+
+namespace Sealpoint.Runtime;
+
+/// <summary>
+/// runc restore of a sealed checkpoint: verified completely and decrypted (with its parent chain) into private
+/// memory-backed staging with the node's identity before runc runs; runc then restores from staging with every
+/// other flag the engine gave; staging is wiped once CRIU has read it. A plaintext checkpoint goes to runc
+/// unchanged when the policy allows it.
+/// </summary>
+public static class RestoreCommand
+{
+    /// <summary>CRIU's inventory.img starts with this magic (little-endian); a sealed one does not.</summary>
+    private static readonly byte[] InventoryMagic = [0x16, 0x31, 0x31, 0x58];
+
+    public static int Run(RuncArguments args, NodeConfig config)
+    {
+        var runc = new RealRunc(config);
+        // A command line we cannot follow (e.g. podman's probe `restore --lsm-mount-context`): runc answers it.
+        if (args.Problem is not null || args.ContainerId is not { } id) return runc.Exec(args.Tokens);
+
+        string imagePath = Path.GetFullPath(args.Value("image-path") ?? "checkpoint").TrimEnd('/');
+        if (!SealedCheckpoint.IsSealed(imagePath))
+        {
+            CheckPlaintext(args, config, imagePath);
+            return runc.Exec(args.Tokens);
+        }
+
+        // Everything is opened and verified before runc runs: a wrong key or a damaged checkpoint restores nothing.
+        using var identity = LoadIdentity(config, "open sealed checkpoints");
+        var staging = new Staging(config.Staging);
+        var staged = new StagedImages(staging.Create(id, "restore"));
+        string marker = Path.Combine(staging.ContainerDir(id), Staging.RestoringMarker);
+        try
+        {
+            File.WriteAllText(marker, "");
+            staged.OpenChain(imagePath, identity, config.AllowPlaintextRestore);
+            string plain = staged.Mirror(imagePath);
+            var arguments = args.WithCommandValue("image-path", plain);
+            if (args.IsSet("detach", "d") || args.IsSet("lazy-pages"))
+                return runc.Run(arguments);
+            // Without --detach runc stays until the container exits; wipe staging as soon as it runs.
+            return runc.Run(arguments, process => WipeWhenRunning(runc, args, id, process, staged));
+        }
+        finally
+        {
+            try { File.Delete(marker); } catch (IOException) { }
+            staged.Wipe();
+        }
+    }
+
+    /// <summary>Loads the node's identity from [keys] identity: a name in the PKI or a private key path.</summary>
+    public static Identity LoadIdentity(NodeConfig config, string purpose)
+    {
+        if (config.Identity is null)
+            throw new SealpointException(ErrorKind.Key, $"this node has no decryption identity to {purpose}",
+                $"set [keys] identity in {config.Source} to this node's name in {config.PkiRoot} (or to its private key path)");
+        string keyPath = config.Identity.StartsWith('/') ? config.Identity : new Pki(config.PkiRoot).KeyPath(config.Identity);
+        try { return Identity.Load(keyPath); }
+        catch (SealpointException e)
+        {
+            throw new SealpointException(e.Kind, $"the node identity ([keys] identity = \"{config.Identity}\") cannot be loaded: {e.Message}", e.Fix, e);
+        }
+    }
+
+    /// <summary>
+    /// A checkpoint without an envelope: restored only if the node allows plaintext restore or this container
+    /// opted out of sealing. Sealed files whose envelope is gone are reported as such, not as plaintext.
+    /// </summary>
+    private static void CheckPlaintext(RuncArguments args, NodeConfig config, string imagePath)
+    {
+        string inventory = Path.Combine(imagePath, "inventory.img");
+        if (!File.Exists(inventory)) return; // no checkpoint at all: runc says so
+        if (!StartsWithInventoryMagic(inventory))
+            throw new IntegrityException($"{imagePath} holds image files that are neither plaintext CRIU images nor a complete sealed checkpoint ({Core.Format.ImageFiles.EnvelopeName} is missing)",
+                "the sealed checkpoint is incomplete; copy it again with its sealpoint.envelope");
+        if (config.AllowPlaintextRestore) return;
+        string bundle = Path.GetFullPath(args.Value("bundle", "b") ?? ".");
+        SealingDecision decision;
+        try { decision = SealingPolicy.Decide(ContainerBundle.ReadAnnotations(bundle), config); }
+        catch (SealpointException e)
+        {
+            throw new SealpointException(ErrorKind.Policy, $"the checkpoint in {imagePath} is not sealed, and this container's sealing policy is invalid: {e.Message}", e.Fix, e);
+        }
+        if (decision.Seal)
+            throw new SealpointException(ErrorKind.Policy,
+                $"the checkpoint in {imagePath} is not sealed, and this node restores only sealed checkpoints for containers that are sealed ({decision.Reason})",
+                $"restore a sealed checkpoint, or set [policy] allow_plaintext_restore = true in {config.Source}");
+    }
+
+    private static bool StartsWithInventoryMagic(string path)
+    {
+        Span<byte> head = stackalloc byte[4];
+        using var f = File.OpenRead(path);
+        return f.ReadAtLeast(head, 4, throwOnEndOfStream: false) == 4 && head.SequenceEqual(InventoryMagic);
+    }
+
+    private static void WipeWhenRunning(RealRunc runc, RuncArguments args, string id, Process process, StagedImages staged)
+    {
+        var watcher = new Thread(() =>
+        {
+            // runc records the container as running after CRIU's post-restore notification: every image has been read.
+            while (!process.HasExited)
+            {
+                if (runc.Status(args, id) is "running" or "paused" or "stopped")
+                {
+                    staged.Wipe();
+                    return;
+                }
+                Thread.Sleep(100);
+            }
+        }) { IsBackground = true, Name = "staging-wipe" };
+        watcher.Start();
+    }
+}

@@ -1,0 +1,102 @@
+using Sealpoint.Core;
+using Sealpoint.Core.Checkpoint;
+using Sealpoint.Core.Format;
+using Sealpoint.Core.Keys;
+
+namespace Sealpoint.Runtime;
+
+/// <summary>
+/// One operation's private staging folder. Plaintext image directories are placed at the same absolute path
+/// under STAGING/fs as their sealed counterparts have on disk, so the relative links between checkpoints
+/// (--parent-path, CRIU's "parent" symlink, e.g. ../pre-checkpoint) resolve the same way inside staging.
+/// </summary>
+public sealed class StagedImages(string directory)
+{
+    private const UnixFileMode PrivateDir = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    private const int MaxChain = 64;
+
+    public string Directory { get; } = directory;
+    public string FsRoot => Path.Combine(Directory, "fs");
+
+    /// <summary>Where the plaintext of the image directory <paramref name="realPath"/> lives in staging.</summary>
+    public string Mirror(string realPath) => FsRoot + Path.GetFullPath(realPath).TrimEnd('/');
+
+    /// <summary>Creates the (empty, private) parents of a mirrored path.</summary>
+    public void CreateParents(string mirrored)
+    {
+        string parent = Path.GetDirectoryName(mirrored)!;
+        System.IO.Directory.CreateDirectory(parent, PrivateDir);
+    }
+
+    /// <summary>
+    /// Verifies and decrypts the sealed checkpoint in <paramref name="sealedDir"/> into its mirror, then its parent
+    /// chain (CRIU's "parent" links). Each parent must be the checkpoint the child's envelope names. Nothing is
+    /// left in staging when anything fails (the caller wipes the folder).
+    /// </summary>
+    public Envelope OpenChain(string sealedDir, Identity identity, bool allowPlaintextParent)
+    {
+        sealedDir = Path.GetFullPath(sealedDir).TrimEnd('/');
+        Envelope? top = null;
+        string? expectedId = null;
+        for (int depth = 0; ; depth++)
+        {
+            if (depth >= MaxChain)
+                throw new IntegrityException($"the parent chain of {sealedDir} is longer than {MaxChain} checkpoints (a loop?)");
+            string plain = Mirror(sealedDir);
+            if (System.IO.Directory.Exists(plain) || File.Exists(plain))
+                throw new IntegrityException($"the parent chain of the checkpoint loops back to {sealedDir}");
+            CreateParents(plain);
+            Envelope envelope;
+            using (var checkpoint = SealedCheckpoint.Open(sealedDir, identity))
+            {
+                envelope = checkpoint.Envelope;
+                if (expectedId is not null && envelope.CheckpointId != expectedId)
+                    throw new IntegrityException(
+                        $"the parent checkpoint in {sealedDir} is {envelope.CheckpointId}, but its child was sealed on top of {expectedId} (parent replaced)",
+                        "restore with the parent checkpoint the child was taken from");
+                checkpoint.DecryptTo(plain);
+            }
+            top ??= envelope;
+            var link = envelope.Files.FirstOrDefault(f => f.Kind == FileEntryKinds.Symlink && f.Name == "parent");
+            if (link is null) return top;
+            if (Path.IsPathRooted(link.Target!))
+                throw new SealpointException(ErrorKind.Usage, $"the parent link of {sealedDir} is absolute ({link.Target})",
+                    "checkpoints taken with runc have relative parent links (--parent-path must be relative); re-take the checkpoint");
+            string parentReal = Path.GetFullPath(Path.Combine(sealedDir, link.Target!)).TrimEnd('/');
+            if (SealedCheckpoint.IsSealed(parentReal))
+            {
+                expectedId = envelope.ParentId;
+                sealedDir = parentReal;
+                continue;
+            }
+            LinkPlaintextParent(parentReal, allowPlaintextParent, $"the parent of {sealedDir}");
+            return top;
+        }
+    }
+
+    /// <summary>A parent that was never sealed is used where it is (it is already plaintext on disk): a symlink in staging.</summary>
+    public void LinkPlaintextParent(string parentReal, bool allowed, string what)
+    {
+        if (!System.IO.Directory.Exists(parentReal))
+            throw new IntegrityException($"{what}, {parentReal}, does not exist (incomplete checkpoint chain)",
+                "copy the whole checkpoint chain (every parent directory) along with the checkpoint");
+        if (!allowed)
+            throw new SealpointException(ErrorKind.Policy, $"{what}, {parentReal}, is not sealed and this node refuses plaintext checkpoints",
+                "seal the parent too, or set [policy] allow_plaintext_restore = true in the node config");
+        string plain = Mirror(parentReal);
+        CreateParents(plain);
+        File.CreateSymbolicLink(plain, parentReal);
+    }
+
+    /// <summary>Removes the operation's folder, and the container's folder when nothing else is left in it.</summary>
+    public void Wipe()
+    {
+        FileSystem.RemoveTree(Directory);
+        string? containerDir = Path.GetDirectoryName(Directory);
+        try
+        {
+            if (containerDir is not null && !System.IO.Directory.EnumerateFileSystemEntries(containerDir).Any()) System.IO.Directory.Delete(containerDir);
+        }
+        catch (IOException) { } // another operation of the same container is using it
+    }
+}

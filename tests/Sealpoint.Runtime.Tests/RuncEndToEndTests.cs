@@ -1,0 +1,370 @@
+using System.Text.Json;
+using Sealpoint.TestSupport;
+
+namespace Sealpoint.Runtime.Tests;
+
+/// <summary>
+/// sealpoint-runc driven like an engine drives runc, on real containers (busybox rootfs, secretholder holding a
+/// random secret in its heap), real runc and CRIU 4.x.
+/// </summary>
+public sealed class RuncEndToEndTests : IDisposable
+{
+    private const string Counter = "/counter";
+    private readonly SealpointNode _node = new();
+    private readonly TempDir _temp = TempDir.Create("runc-e2e");
+
+    public void Dispose()
+    {
+        _node.Dispose();
+        _temp.Dispose();
+    }
+
+    private static RuncBundle Start(string secret, Dictionary<string, string>? annotations = null)
+    {
+        var bundle = RuncBundle.Create(["/bin/secretholder", secret, Counter], new RuncBundleOptions { Annotations = annotations });
+        bundle.Run();
+        bundle.WaitForCounter(Counter, 3);
+        return bundle;
+    }
+
+    /// <summary>runtime --root STATE ARGS, whatever its exit code.</summary>
+    private static ProcessResult Call(string runtime, RuncBundle bundle, params string[] args) =>
+        ProcessRunner.RunUnchecked(runtime, ["--root", bundle.StateRoot, .. args], new RunOptions
+        {
+            Timeout = TimeSpan.FromMinutes(2),
+            Environment = new Dictionary<string, string?> { ["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" },
+        });
+
+    private static void AssertSealed(string imagePath)
+    {
+        Assert.True(File.Exists(Path.Combine(imagePath, "sealpoint.envelope")), $"{imagePath} holds no sealpoint.envelope");
+        Assert.True(File.Exists(Path.Combine(imagePath, "inventory.img")), $"{imagePath} holds no inventory.img (podman and CRI-O check it)");
+    }
+
+    /// <summary>
+    /// Restores detached through the runtime and checks the counter went on from where it was: the counter file is
+    /// zeroed first (same size, as CRIU checks it), so only the restored process can put a value there.
+    /// </summary>
+    internal static void RestoreAndContinue(string runtime, RuncBundle bundle, string imagePath, long counterAtCheckpoint)
+    {
+        File.WriteAllText(bundle.HostPath(Counter), $"{0,20}\n");
+        Directory.CreateDirectory(Path.Combine(Path.GetDirectoryName(imagePath)!, "restore-work"));
+        var restore = bundle.RuntimeDetached(runtime, ["restore", "--detach", "--bundle", bundle.Dir, "--image-path", imagePath,
+            "--work-path", Path.Combine(Path.GetDirectoryName(imagePath)!, "restore-work"), bundle.Id]);
+        Assert.True(restore.Succeeded, restore.Describe());
+        bundle.WaitForStatus("running");
+        long first = bundle.WaitForCounter(Counter, 1);
+        Assert.True(first >= counterAtCheckpoint, $"the counter restarted: {first} < {counterAtCheckpoint}");
+        bundle.WaitForCounter(Counter, first + 3);
+    }
+
+    [Fact]
+    public void CheckpointIsSealedAndRestoreContinues()
+    {
+        string secret = Secrets.New();
+        using var bundle = Start(secret);
+        string image = Path.Combine(_temp.Path, "checkpoint"), work = _temp.Dir("work");
+
+        var checkpoint = Call(_node.Runtime, bundle, "checkpoint", "--image-path", image, "--work-path", work, bundle.Id);
+        Assert.True(checkpoint.Succeeded, checkpoint.Describe());
+        long counter = bundle.TryReadCounter(Counter) ?? 0;
+        Assert.Null(bundle.Status()); // runc destroyed it after the dump, as without --leave-running
+        AssertSealed(image);
+        SecretScan.AssertAbsent(secret, image, work);
+        _node.AssertStagingEmpty();
+
+        RestoreAndContinue(_node.Runtime, bundle, image, counter);
+        _node.AssertStagingEmpty();
+    }
+
+    /// <summary>The control that makes the other scans meaningful: an unsealed dump of the same workload holds the secret.</summary>
+    [Fact]
+    public void OptedOutContainerIsDumpedByRuncUnchangedAndHoldsTheSecret()
+    {
+        string secret = Secrets.New();
+        using var bundle = Start(secret, new() { ["io.sealpoint.encrypt"] = "false" });
+        string image = Path.Combine(_temp.Path, "plain");
+        var checkpoint = Call(_node.Runtime, bundle, "checkpoint", "--image-path", image, bundle.Id);
+        Assert.True(checkpoint.Succeeded, checkpoint.Describe());
+        Assert.False(File.Exists(Path.Combine(image, "sealpoint.envelope")));
+        SecretScan.AssertPresent(secret, image);
+        // Its plaintext checkpoint is restorable: the container opted out, so its plaintext is expected.
+        RestoreAndContinue(_node.Runtime, bundle, image, bundle.TryReadCounter(Counter) ?? 0);
+    }
+
+    [Fact]
+    public void LeaveRunningTwiceAndOtherFlagsKeepTheirMeaning()
+    {
+        string secret = Secrets.New();
+        using var bundle = Start(secret);
+        string first = Path.Combine(_temp.Path, "first"), second = Path.Combine(_temp.Path, "second");
+        var a = Call(_node.Runtime, bundle, "checkpoint", "--image-path", first, "--leave-running", "--tcp-established", "--file-locks",
+            "--leave-running", "--manage-cgroups-mode", "soft", bundle.Id);
+        Assert.True(a.Succeeded, a.Describe());
+        Assert.Equal("running", bundle.Status());
+        long before = bundle.TryReadCounter(Counter) ?? 0;
+        long beforeSecond = bundle.WaitForCounter(Counter, before + 2); // it keeps counting
+        // Flags after the container id, --flag=value, single dash: as runc accepts them.
+        var b = Call(_node.Runtime, bundle, "checkpoint", bundle.Id, "-leave-running=true", $"--image-path={second}");
+        Assert.True(b.Succeeded, b.Describe());
+        Assert.Equal("running", bundle.Status());
+        AssertSealed(first);
+        AssertSealed(second);
+        SecretScan.AssertAbsent(secret, first, second);
+
+        bundle.Kill();
+        bundle.WaitForStatus("stopped");
+        bundle.Delete();
+        RestoreAndContinue(_node.Runtime, bundle, second, beforeSecond);
+    }
+
+    [Fact]
+    public void DefaultImagePathIsCheckpointInTheWorkingDirectory()
+    {
+        string secret = Secrets.New();
+        using var bundle = Start(secret);
+        string cwd = _temp.Dir("cwd");
+        var result = ProcessRunner.RunUnchecked(_node.Runtime, ["--root", bundle.StateRoot, "checkpoint", "--leave-running", bundle.Id],
+            new RunOptions { WorkingDirectory = cwd });
+        Assert.True(result.Succeeded, result.Describe());
+        AssertSealed(Path.Combine(cwd, "checkpoint"));
+        SecretScan.AssertAbsent(secret, Path.Combine(cwd, "checkpoint"));
+    }
+
+    [Fact]
+    public void PassThroughIsRuncItself()
+    {
+        string runc = Tools.Require("runc");
+        using var bundle = RuncBundle.Create(["/bin/sleep", "1000"]);
+        bundle.Run();
+        foreach (string[] args in new[] { new[] { "--version" }, ["features"], ["state", bundle.Id], ["list", "--format", "json"], ["state", "no-such-container"],
+                     ["checkpoint", "--help"], ["restore", "--lsm-mount-context"], ["--log-format", "json", "bogus-command"] })
+        {
+            var viaRunc = Call(runc, bundle, args);
+            var viaSealpoint = Call(_node.Runtime, bundle, args);
+            Assert.True(viaRunc.ExitCode == viaSealpoint.ExitCode, $"exit codes differ for {string.Join(' ', args)}: {viaRunc.Describe()}\n{viaSealpoint.Describe()}");
+            Assert.Equal(viaRunc.StandardOutput, viaSealpoint.StandardOutput);
+            if (args[0] is "--version" or "features") Assert.Equal(viaRunc.StandardError, viaSealpoint.StandardError);
+        }
+        Assert.Equal(0, Call(_node.Runtime, bundle, "checkpoint", "--help").ExitCode); // podman's and CRI-O's probe
+        var probe = Call(_node.Runtime, bundle, "restore", "--lsm-mount-context");
+        Assert.Contains("flag needs an argument", probe.StandardOutput + probe.StandardError); // podman's pod-restore probe
+
+        // kill and exec reach the container as with runc.
+        var exec = Call(_node.Runtime, bundle, "exec", bundle.Id, "/bin/sh", "-c", "echo hello-from-exec; exit 7");
+        Assert.Equal(7, exec.ExitCode);
+        Assert.Equal("hello-from-exec\n", exec.StandardOutput);
+        Assert.Equal(0, Call(_node.Runtime, bundle, "kill", bundle.Id, "KILL").ExitCode);
+        bundle.WaitForStatus("stopped");
+    }
+
+    [Fact]
+    public void NonRecipientNodeFailsBeforeRestoringAndTheRightNodeRestores()
+    {
+        string secret = Secrets.New();
+        using var bundle = Start(secret, new() { ["io.sealpoint.recipients"] = "node2" });
+        string image = Path.Combine(_temp.Path, "for-node2");
+        var checkpoint = Call(_node.Runtime, bundle, "checkpoint", "--image-path", image, bundle.Id);
+        Assert.True(checkpoint.Succeeded, checkpoint.Describe());
+        long counter = bundle.TryReadCounter(Counter) ?? 0;
+
+        // This node is node1: not a recipient.
+        string log = Path.Combine(_temp.Path, "log.json");
+        var refused = Call(_node.Runtime, bundle, "--log", log, "--log-format", "json", "restore", "--detach", "--bundle", bundle.Dir, "--image-path", image, bundle.Id);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("is not a recipient of checkpoint", refused.StandardError);
+        Assert.Contains("node2", refused.StandardError);
+        Assert.Null(bundle.Status());
+        Assert.Contains("is not a recipient", LastJsonError(log));
+        _node.AssertStagingEmpty();
+
+        var (_, asNode2) = _node.Variant("node2", identity: "node2");
+        RestoreAndContinue(asNode2, bundle, image, counter);
+    }
+
+    [Fact]
+    public void TamperedOrIncompleteCheckpointFailsBeforeRestoring()
+    {
+        string secret = Secrets.New();
+        using var bundle = Start(secret);
+        string image = Path.Combine(_temp.Path, "checkpoint");
+        var checkpoint = Call(_node.Runtime, bundle, "checkpoint", "--image-path", image, bundle.Id);
+        Assert.True(checkpoint.Succeeded, checkpoint.Describe());
+        long counter = bundle.TryReadCounter(Counter) ?? 0;
+        string pristine = Path.Combine(_temp.Path, "pristine");
+        CopyDirectory(image, pristine);
+
+        // One flipped byte in the memory pages.
+        string pages = Directory.GetFiles(image, "pages-*.img").OrderByDescending(f => new FileInfo(f).Length).First();
+        using (var f = new FileStream(pages, FileMode.Open, FileAccess.ReadWrite))
+        {
+            f.Position = f.Length / 2;
+            int b = f.ReadByte();
+            f.Position = f.Length / 2;
+            f.WriteByte((byte)(b ^ 0x01));
+        }
+        AssertRestoreRefused(bundle, image, Path.GetFileName(pages));
+
+        // A missing file.
+        CopyOver(pristine, image);
+        File.Delete(Path.Combine(image, "core-1.img"));
+        AssertRestoreRefused(bundle, image, "core-1.img");
+
+        // The envelope gone: sealed files must not be taken for a plaintext checkpoint.
+        CopyOver(pristine, image);
+        File.Delete(Path.Combine(image, "sealpoint.envelope"));
+        AssertRestoreRefused(bundle, image, "sealpoint.envelope is missing");
+
+        // The intact copy still restores: nothing was lost.
+        RestoreAndContinue(_node.Runtime, bundle, pristine, counter);
+    }
+
+    private void AssertRestoreRefused(RuncBundle bundle, string image, string expected)
+    {
+        var r = Call(_node.Runtime, bundle, "restore", "--detach", "--bundle", bundle.Dir, "--image-path", image, bundle.Id);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains(expected, r.StandardError);
+        Assert.Null(bundle.Status());
+        _node.AssertStagingEmpty();
+    }
+
+    [Fact]
+    public void MissingNodeKeyFailsBeforeRestoring()
+    {
+        using var bundle = Start(Secrets.New());
+        string image = Path.Combine(_temp.Path, "checkpoint");
+        Assert.True(Call(_node.Runtime, bundle, "checkpoint", "--image-path", image, bundle.Id).Succeeded);
+        var (_, noKey) = _node.Variant("nokey", identity: "/nonexistent/key.pem");
+        var r = Call(noKey, bundle, "restore", "--detach", "--bundle", bundle.Dir, "--image-path", image, bundle.Id);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("private key /nonexistent/key.pem does not exist", r.StandardError);
+        Assert.Null(bundle.Status());
+    }
+
+    [Fact]
+    public void BadAnnotationOrUnknownRecipientLeavesTheContainerRunningAndUntouched()
+    {
+        foreach (var (annotations, expected) in new (Dictionary<string, string>, string)[]
+                 {
+                     (new() { ["io.sealpoint.encrypt"] = "maybe" }, "io.sealpoint.encrypt=\"maybe\" is not true or false"),
+                     (new() { ["io.sealpoint.recipients"] = "nobody" }, "recipient 'nobody' (annotation io.sealpoint.recipients)"),
+                     (new() { ["io.sealpoint.ciphr"] = "aes-256-gcm" }, "unknown annotation io.sealpoint.ciphr"),
+                 })
+        {
+            using var bundle = Start(Secrets.New(), annotations);
+            string image = Path.Combine(_temp.Path, "bad-" + Guid.NewGuid().ToString("N")[..6]);
+            string log = Path.Combine(_temp.Path, $"log-{Guid.NewGuid():N}.json");
+            var r = Call(_node.Runtime, bundle, "--log", log, "--log-format", "json", "checkpoint", "--image-path", image, bundle.Id);
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains(expected, r.StandardError);
+            Assert.Contains(expected, LastJsonError(log)); // what containerd would report
+            Assert.Equal("running", bundle.Status());
+            long now = bundle.TryReadCounter(Counter) ?? 0;
+            bundle.WaitForCounter(Counter, now + 2);
+            Assert.False(Directory.Exists(image) && Directory.EnumerateFileSystemEntries(image).Any(), $"{image} was written");
+            _node.AssertStagingEmpty();
+        }
+    }
+
+    [Fact]
+    public void PlaintextCheckpointIsRefusedUnlessAllowed()
+    {
+        using var bundle = Start(Secrets.New());
+        string image = Path.Combine(_temp.Path, "by-plain-runc");
+        var dump = Call(Tools.Require("runc"), bundle, "checkpoint", "--image-path", image, bundle.Id);
+        Assert.True(dump.Succeeded, dump.Describe());
+        long counter = bundle.TryReadCounter(Counter) ?? 0;
+        var refused = Call(_node.Runtime, bundle, "restore", "--detach", "--bundle", bundle.Dir, "--image-path", image, bundle.Id);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("is not sealed", refused.StandardError);
+        Assert.Contains("allow_plaintext_restore", refused.StandardError);
+        Assert.Null(bundle.Status());
+
+        var (_, lenient) = _node.Variant("lenient", extraPolicy: "allow_plaintext_restore = true");
+        RestoreAndContinue(lenient, bundle, image, counter);
+    }
+
+    [Fact]
+    public void SealingFailureAfterTheDumpKeepsTheStateInMemoryAndIsRecoverable()
+    {
+        string secret = Secrets.New();
+        using var bundle = Start(secret);
+        string image = Path.Combine(_temp.Path, "checkpoint"), work = _temp.Dir("work");
+        var (_, failing) = _node.Variant("failing", extraTables: "[testing]\nfail_sealing = true");
+
+        var r = Call(failing, bundle, "checkpoint", "--image-path", image, "--work-path", work, bundle.Id);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("sealing failed on purpose", r.StandardError);
+        Assert.Contains("NOT lost", r.StandardError);
+        Assert.Null(bundle.Status()); // runc destroyed it: the dump is its only state now
+        long counter = bundle.TryReadCounter(Counter) ?? 0;
+
+        // No plaintext on disk: the image path is empty, the work path (CRIU's logs) holds no secret.
+        Assert.False(Directory.Exists(image) && Directory.EnumerateFileSystemEntries(image).Any(), $"{image} holds files");
+        SecretScan.AssertAbsent(secret, work);
+        // The plaintext is in memory-backed staging, named in the message.
+        string kept = Directory.GetDirectories(Path.Combine(_node.StagingRoot, bundle.Id)).Single();
+        Assert.Contains(kept, r.StandardError);
+        Assert.Contains($"seal-pending {kept}", r.StandardError);
+        SecretScan.AssertPresent(secret, kept);
+
+        // The poststop hook (container deleted) must not wipe it.
+        var hook = ProcessRunner.RunUnchecked(_node.Hook, ["poststop"], new RunOptions
+        {
+            StandardInput = JsonSerializer.Serialize(new { ociVersion = "1.0.2", id = bundle.Id, status = "stopped", bundle = bundle.Dir }),
+            Environment = _node.Environment,
+        });
+        Assert.True(hook.Succeeded, hook.Describe());
+        Assert.Contains("kept", hook.StandardError);
+        Assert.True(Directory.Exists(kept));
+
+        // Recovery as the message says: seal it, then restore through sealpoint-runc.
+        var recover = _node.RunCore(["seal-pending", kept]);
+        Assert.True(recover.Succeeded, recover.Describe());
+        AssertSealed(image);
+        SecretScan.AssertAbsent(secret, image);
+        Assert.False(Directory.Exists(kept));
+        RestoreAndContinue(_node.Runtime, bundle, image, counter);
+    }
+
+    [Fact]
+    public void StagingOnDiskIsRefusedBeforeTheDump()
+    {
+        using var bundle = Start(Secrets.New());
+        string onDisk = _temp.Dir("disk-staging");
+        var (config, runtime) = _node.Variant("disk");
+        File.WriteAllText(config, File.ReadAllText(config).Replace(_node.StagingRoot, onDisk));
+        var r = Call(runtime, bundle, "checkpoint", "--image-path", Path.Combine(_temp.Path, "x"), bundle.Id);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("not on a memory-backed file system", r.StandardError);
+        Assert.Equal("running", bundle.Status());
+    }
+
+    private static string LastJsonError(string logFile)
+    {
+        Assert.True(File.Exists(logFile), $"{logFile} was not written");
+        string? last = null;
+        foreach (string line in File.ReadAllLines(logFile).Where(l => l.Length > 0))
+        {
+            using var entry = JsonDocument.Parse(line); // every line must be one JSON object
+            if (entry.RootElement.GetProperty("level").GetString() == "error") last = entry.RootElement.GetProperty("msg").GetString();
+        }
+        return last ?? throw new Xunit.Sdk.XunitException($"no error entry in {logFile}");
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var f in new DirectoryInfo(from).EnumerateFileSystemInfos())
+        {
+            if (f.LinkTarget is not null) File.CreateSymbolicLink(Path.Combine(to, f.Name), f.LinkTarget);
+            else File.Copy(f.FullName, Path.Combine(to, f.Name));
+        }
+    }
+
+    private static void CopyOver(string from, string to)
+    {
+        Directory.Delete(to, recursive: true);
+        CopyDirectory(from, to);
+    }
+}
