@@ -40,6 +40,12 @@ public sealed class Results
         Console.WriteLine($"  {f.Name}: {f.Value}{(f.Note is null ? "" : " — " + f.Note)}");
     }
 
+    /// <summary>Drops every figure of a contender on a workload: after a failed round trip its figures are not trustworthy.</summary>
+    public int Discard(string section, string workload, string family, string contender)
+    {
+        lock (_gate) return Measurements.RemoveAll(m => m.Section == section && m.Workload == workload && m.Family == family && m.Contender == contender);
+    }
+
     public void AddFailure(string what)
     {
         lock (_gate) Failures.Add(what);

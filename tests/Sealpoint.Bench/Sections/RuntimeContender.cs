@@ -3,27 +3,74 @@ using Sealpoint.TestSupport;
 
 namespace Sealpoint.Bench.Sections;
 
-/// <summary>`sealpoint-runc checkpoint`/`restore` on the runc container: the runtime seals on checkpoint and opens on restore.</summary>
-public sealed class RuntimeContender(string runtime, SealpointSetup sealpoint, Scratch scratch) : Contender
+/// <summary>
+/// `sealpoint-runc checkpoint`/`restore` on the runc container: the runtime has runc dump into tmpfs staging, seals
+/// into the image path, and on restore opens into staging and has runc restore from there. Its node config (PKI,
+/// recipient, staging under the run's folder) reaches it through SEALPOINT_CONFIG, set in this process's environment
+/// so that every call (also the pass-through ones) runs the launcher directly, without a wrapper script.
+/// </summary>
+public sealed class RuntimeContender : Contender
 {
+    private readonly string _runtime;
+
+    public RuntimeContender(string runtime, SealpointSetup sealpoint, Scratch scratch)
+    {
+        _runtime = runtime;
+        string dir = scratch.NewDir("runtime-config");
+        string config = Path.Combine(dir, "config.toml");
+        File.WriteAllText(config, $"""
+            # sealpoint-bench node config: everything private to this run.
+            [runtime]
+            runc = "{Tools.Require("runc")}"
+            criu = "{Tools.Require("criu")}"
+            staging = "{Path.Combine(scratch.Root, "runtime-staging")}"
+
+            [keys]
+            pki = "{sealpoint.PkiRoot}"
+            identity = "{SealpointSetup.RecipientName}"
+            recipients = ["{SealpointSetup.RecipientName}"]
+            """);
+        Environment.SetEnvironmentVariable("SEALPOINT_CONFIG", config);
+    }
+
     public override string Name => "sealpoint-runc";
     public override string Family => "container";
     public override ContenderKind Kind => ContenderKind.Sealpoint;
-    public override string Describe => "`sealpoint-runc checkpoint --image-path DIR --work-path WORK ID`; `sealpoint-runc restore -d --bundle B --image-path DIR --work-path WORK ID`";
+    public override string Describe => "`sealpoint-runc checkpoint --image-path DIR --work-path WORK ID` (runc dumps into tmpfs staging, then sealed into DIR); " +
+                                       "`sealpoint-runc restore -d --bundle B --image-path DIR --work-path WORK ID` (opened into tmpfs staging, then runc restores); " +
+                                       "wall time of the runtime as an engine sees it, .NET start-up included";
 
-    public override Timing Checkpoint(Subject subject, string images, string work) =>
-        throw new NotImplementedException("the runtime contender is wired up once the runtime branch is merged");
+    public override Timing Checkpoint(Subject subject, string images, string work)
+    {
+        var c = (ContainerSubject)subject;
+        // The runtime wants an empty or missing image path.
+        Directory.Delete(images);
+        return Timing.Single(c.Bundle.Runtime(_runtime, ["checkpoint", "--image-path", images, "--work-path", work, c.Bundle.Id],
+            new RunOptions { Timeout = TimeSpan.FromMinutes(20) }).Elapsed);
+    }
 
-    public override Timing Restore(Subject subject, string images, string work) =>
-        throw new NotImplementedException("the runtime contender is wired up once the runtime branch is merged");
+    public override Timing Restore(Subject subject, string images, string work)
+    {
+        var c = (ContainerSubject)subject;
+        return Timing.Single(c.Bundle.RuntimeDetached(_runtime,
+            ["restore", "-d", "--bundle", c.Bundle.Dir, "--image-path", images, "--work-path", work, c.Bundle.Id], TimeSpan.FromMinutes(20)).Elapsed);
+    }
 
     /// <summary>The built sealpoint-runc launcher, or null with the reason.</summary>
     public static string? Locate(out string? missing)
     {
-        missing = "sealpoint-runc is not part of this build (the runtime branch is not merged into the benchmark's branch)";
-        _ = sealpointUnused;
+        missing = null;
+        try
+        {
+            string path = Path.Combine(RepoPaths.BuildOutput("Sealpoint.Runtime"), "sealpoint-runc");
+            string core = Path.Combine(RepoPaths.BuildOutput("Sealpoint.Runtime"), "sealpoint-runc-core");
+            if (File.Exists(path) && File.Exists(core)) return path;
+            missing = $"{path} is not built (the runtime branch is not merged into this build, or gcc is missing)";
+        }
+        catch (TestEnvironmentException e)
+        {
+            missing = $"Sealpoint.Runtime is not built: {e.Message}";
+        }
         return null;
     }
-
-    private static readonly object? sealpointUnused = null;
 }
