@@ -17,6 +17,9 @@ public static class Program
         new InspectCommand(),
         new DumpCommand(),
         new RestoreCommand(),
+        new PackCommand(),
+        new PushCommand(),
+        new PullCommand(),
     ];
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);

@@ -9,20 +9,24 @@ namespace Sealpoint.Cli.Commands;
 public sealed class InspectCommand : Command
 {
     public override string Name => "inspect";
-    public override string Summary => "show a sealed checkpoint's recipients, algorithms, lineage and files (--verify checks it all)";
-    public override string Arguments => "DIR";
-    public override string Details => "Without --verify nothing is authenticated: the listing is what the envelope claims.";
+    public override string Summary => "show a sealed checkpoint's (or checkpoint image's) recipients, algorithms, lineage and files";
+    public override string Arguments => "DIR|REF";
+    public override string Details =>
+        "Without --verify nothing is authenticated: the listing is what the envelope claims.\n" +
+        "REF (HOST/REPO:TAG, docker://…, oci:DIR[:TAG]) shows a checkpoint image without a key; 'sealpoint pull' authenticates it.";
     public override IReadOnlyList<OptionSpec> Options =>
     [
         new("verify", null, "authenticate the envelope and every file with --key (no plaintext is written)"),
         new("key", "KEY", "a recipient's private key, for --verify", Short: "k"),
         PkiOption,
+        .. Transport.ImageCommand.RegistryOptionsForInspect,
         Json,
     ];
 
     public override int Run(ParsedArguments args, Output output)
     {
-        string dir = args.ExpectPositionals(1, "DIR")[0];
+        string dir = args.ExpectPositionals(1, "DIR|REF")[0];
+        if (!Directory.Exists(dir) && Transport.ImageCommand.LooksLikeImage(dir)) return Transport.InspectImage.Run(dir, args, output);
         Envelope envelope;
         bool verified = false;
         if (args.Has("verify"))

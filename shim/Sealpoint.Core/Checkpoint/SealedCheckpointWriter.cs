@@ -69,7 +69,7 @@ public sealed class SealedCheckpointWriter : IDisposable
         using var source = File.OpenHandle(sourcePath, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
         long length = RandomAccess.GetLength(source);
         using var destination = CreateOutput(name);
-        var info = SealedFileIO.Seal(source, length, destination, header, () => SealedFile.CreateCipher(_dataKey, header, name));
+        var info = SealedFileIO.Seal(source, length, destination, header, () => SealedFile.CreateCipher(_dataKey, header, name), PageVisitorFor(name));
         return Record(name, kind, info);
     }
 
@@ -95,7 +95,7 @@ public sealed class SealedCheckpointWriter : IDisposable
         if (kind == SealedFileKind.Pages)
         {
             using var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None, 0);
-            return Record(name, kind, SealedFileIO.Seal(file.SafeFileHandle, file.Length, file, header, newCipher));
+            return Record(name, kind, SealedFileIO.Seal(file.SafeFileHandle, file.Length, file, header, newCipher, PageVisitorFor(name)));
         }
         string tmp = path + ".sealpoint-tmp";
         SealedFileInfo info;
@@ -117,7 +117,7 @@ public sealed class SealedCheckpointWriter : IDisposable
         var header = NewHeader(kind);
         var cipher = SealedFile.CreateCipher(_dataKey, header, name);
         if (kind == SealedFileKind.Pages)
-            return new SealedFileStream(name, new PagesSealingStream(output, cipher, header), s => Record(name, kind, ((PagesSealingStream)s).Finish()));
+            return new SealedFileStream(name, new PagesSealingStream(output, cipher, header, PageVisitorFor(name)), s => Record(name, kind, ((PagesSealingStream)s).Finish()));
         var sealing = new SealingStream(output, cipher, header, ownsOutput: true);
         return new SealedFileStream(name, sealing, s => Record(name, kind, ((SealingStream)s).Finish()));
     }
@@ -134,6 +134,10 @@ public sealed class SealedCheckpointWriter : IDisposable
         var sealer = new Streaming.ParallelPageSealer(CreateOutput(name), header, () => SealedFile.CreateCipher(_dataKey, header, name), pageThreads);
         return new SealedFileStream(name, sealer, s => Record(name, SealedFileKind.Pages, ((Streaming.ParallelPageSealer)s).Finish()));
     }
+
+    /// <summary>The observer's view of one page file (<see cref="SealOptions.PageObserver"/>), or null.</summary>
+    private PageVisitor? PageVisitorFor(string name) =>
+        _options.PageObserver is { } observer && ImageFiles.IsPages(name) ? (index, page) => observer.OnPage(name, index, page) : null;
 
     public void AddSymlink(string name, string target)
     {

@@ -10,6 +10,9 @@ namespace Sealpoint.Core.Format;
 /// per page, then the 64-byte header. Every page is independent, so whole files are cut into 1 MiB blocks handled by
 /// all cores with positional I/O, and a file can be sealed in place without a second copy.
 /// </summary>
+/// <summary>Called with each page's plaintext while a page file is sealed (any thread, any order).</summary>
+internal delegate void PageVisitor(long index, ReadOnlySpan<byte> plaintext);
+
 internal static class PagesFile
 {
     private const int PagesPerBlock = 256;
@@ -17,7 +20,8 @@ internal static class PagesFile
     private const int TagSize = SealedFile.TagSize;
 
     /// <summary>Seals <paramref name="length"/> bytes of <paramref name="source"/> into <paramref name="destination"/>, which may be the same file (in place).</summary>
-    public static SealedFileInfo Seal(SafeFileHandle source, long length, SafeFileHandle destination, SealedFileHeader header, Func<FileCipher> newCipher)
+    public static SealedFileInfo Seal(SafeFileHandle source, long length, SafeFileHandle destination, SealedFileHeader header, Func<FileCipher> newCipher,
+        PageVisitor? onPage = null)
     {
         long pages = SealedFile.RecordCount(SealedFileKind.Pages, length);
         byte[] tags = new byte[pages * TagSize];
@@ -29,6 +33,7 @@ internal static class PagesFile
             for (int p = 0; p < count; p++)
             {
                 var page = block.Slice(p * PageSize, Math.Min(PageSize, block.Length - p * PageSize));
+                onPage?.Invoke(firstPage + p, page);
                 cipher.Seal(firstPage + p, false, page, page, tags.AsSpan((int)((firstPage + p) * TagSize), TagSize));
             }
             RandomAccess.Write(destination, block, offset);

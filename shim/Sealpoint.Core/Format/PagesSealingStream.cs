@@ -24,8 +24,11 @@ internal sealed class PagesSealingStream : Stream
     private long _plaintextSize;
     private SealedFileInfo? _result;
 
-    public PagesSealingStream(Stream output, FileCipher cipher, SealedFileHeader header)
+    private readonly PageVisitor? _onPage;
+
+    public PagesSealingStream(Stream output, FileCipher cipher, SealedFileHeader header, PageVisitor? onPage = null)
     {
+        _onPage = onPage;
         _output = output;
         _cipher = cipher;
         _headerBytes = header.ToBytes();
@@ -84,6 +87,7 @@ internal sealed class PagesSealingStream : Stream
         for (int off = 0; off < _filled; off += PageSize)
         {
             var page = _buffer.AsSpan(off, Math.Min(PageSize, _filled - off));
+            _onPage?.Invoke(_pages, page);
             _cipher.Seal(_pages, false, page, page, tag);
             int slot = (int)(_pages % TagsPerBlock);
             if (slot == 0) _tagBlocks.Add(new byte[TagsPerBlock * SealedFile.TagSize]);

@@ -7,10 +7,11 @@ namespace Sealpoint.Core.Format;
 internal static class SealedFileIO
 {
     /// <summary>Seals a source file into a new destination file (or, for page files, in place when both are the same file).</summary>
-    public static SealedFileInfo Seal(SafeFileHandle source, long length, Stream destination, SealedFileHeader header, Func<FileCipher> newCipher)
+    public static SealedFileInfo Seal(SafeFileHandle source, long length, Stream destination, SealedFileHeader header, Func<FileCipher> newCipher,
+        PageVisitor? onPage = null)
     {
         if (header.Kind == SealedFileKind.Pages)
-            return PagesFile.Seal(source, length, ((FileStream)destination).SafeFileHandle, header, newCipher);
+            return PagesFile.Seal(source, length, ((FileStream)destination).SafeFileHandle, header, newCipher, onPage);
         using var sealing = new SealingStream(destination, newCipher(), header, ownsOutput: false);
         byte[] buffer = GC.AllocateUninitializedArray<byte>(1 << 20);
         try

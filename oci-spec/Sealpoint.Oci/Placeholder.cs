@@ -1,1 +1,0 @@
-namespace Sealpoint.Oci; internal static class Placeholder { }
