@@ -25,6 +25,8 @@ public sealed record BenchOptions
     /// <summary>A contender whose first counted run takes longer than this runs only once more is not repeated.</summary>
     public double SlowSeconds { get; init; } = 60;
     public int PassThroughCalls { get; init; } = 200;
+    /// <summary>memhog size (MiB) whose full and incremental registry pushes are counted.</summary>
+    public int PushSize { get; init; } = 256;
 
     public bool Skips(string what) => Skip.Contains(what);
 
@@ -52,6 +54,7 @@ public sealed record BenchOptions
           --slow-seconds S   a contender whose first counted run exceeds S seconds is not repeated (default 60)
           --no-warmup        no warm-up repetition
           --passthrough-calls N  calls of `state` per runtime for the pass-through cost (default 200)
+          --push-size MIB    memhog size for the full and incremental registry push (default 256)
 
         Needs root, packaging/install.sh (CRIU 4.x, runc, openssl, gpg, age, workloads) and free memory
         (about 3.5x the largest memhog size). Everything it creates lives under --work-dir and is removed at the end,
@@ -61,7 +64,7 @@ public sealed record BenchOptions
     public static BenchOptions Parse(string[] args)
     {
         var o = new BenchOptions();
-        bool gpgGiven = false, repsGiven = false, coreRepsGiven = false, sizesGiven = false, treesGiven = false, warmupGiven = false;
+        bool pushGiven = false, gpgGiven = false, repsGiven = false, coreRepsGiven = false, sizesGiven = false, treesGiven = false, warmupGiven = false;
         for (int i = 0; i < args.Length; i++)
         {
             string a = args[i];
@@ -87,6 +90,7 @@ public sealed record BenchOptions
                 case "--slow-seconds": o = o with { SlowSeconds = PositiveInt(Value(), a) }; break;
                 case "--no-warmup": o = o with { Warmup = false }; warmupGiven = true; break;
                 case "--passthrough-calls": o = o with { PassThroughCalls = PositiveInt(Value(), a) }; break;
+                case "--push-size": o = o with { PushSize = PositiveInt(Value(), a) }; pushGiven = true; break;
                 case "-h" or "--help": throw new HelpRequested();
                 default: throw new UsageException($"unknown argument '{a}'");
             }
@@ -104,6 +108,7 @@ public sealed record BenchOptions
                 CoreTree = 10,
                 Warmup = warmupGiven ? o.Warmup : false,
                 PassThroughCalls = 20,
+                PushSize = pushGiven ? o.PushSize : 32,
                 // gpg costs ~0.1-0.25 s per file and direction: on the quick memhog (about 20 files) it proves every gpg
                 // path (hook, script, decrypt); on trees it would double the quick run's time.
                 GpgMaxTree = gpgGiven ? o.GpgMaxTree : 0,

@@ -89,7 +89,14 @@ try
     }
 
     if (options.Skips("oci")) results.AddSkip(new Skip("oci", "-", "registry push bytes", "--skip oci"));
-    else PushBenchmark.Run(options, scratch, results, sealpoint);
+    else if (PushBenchmark.Unavailable() is { } pushMissing)
+        results.AddSkip(new Skip(PushBenchmark.Section, "-", "registry push bytes (full and incremental)", $"not available in this run: {pushMissing}"));
+    else
+    {
+        SampleLoad("push");
+        try { new PushBenchmark(options, scratch, results, sealpoint).Run(); }
+        catch (Exception e) { results.AddFailure($"registry push: {e.Message}"); }
+    }
 
     SampleLoad("end");
     var run = new RunInfo(

@@ -35,7 +35,8 @@ public sealed class Scratch : IDisposable
     public string NewDir(string label)
     {
         string path = Path.Combine(Root, $"{Interlocked.Increment(ref _counter):D4}-{label}");
-        Directory.CreateDirectory(path);
+        // Private, like everything that may hold a checkpoint or key material (tools such as the node state insist).
+        Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         return path;
     }
 
