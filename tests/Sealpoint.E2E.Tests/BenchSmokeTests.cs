@@ -35,6 +35,11 @@ public sealed partial class BenchSmokeTests
         // Suite rows: plain and every baseline, both families, with checkpoint and restore times and a ratio.
         foreach (var row in new[] { "process | criu (plain)", "container | runc (plain)", "process | openssl post-dump", "container | gpg post-dump" })
             Assert.Matches(new Regex($@"^\| {Regex.Escape(row)} \| {Time} \|.*\| {Ratio} \| {Time} \|", RegexOptions.Multiline), md);
+        // Sealpoint's own contenders and the runtime/registry figures ran too.
+        foreach (var row in new[] { "process | **sealpoint dump (stream)**", "container | **sealpoint-runc**" })
+            Assert.Matches(new Regex($@"^\| {Regex.Escape(row)} \| {Time} \|", RegexOptions.Multiline), md);
+        foreach (var fact in new[] { "`sealpoint-runc state` per call", "full push", "incremental push" })
+            Assert.Contains(fact, md);
         Assert.DoesNotContain("**failed**", md);
         Assert.Matches(new Regex(@"\*\*(met|not met|not evaluated)\*\*"), md);
 
