@@ -51,6 +51,7 @@ try
 
     // Contenders per family; an unavailable one is a reported skip, never a silent gap.
     string? runtime = RuntimeContender.Locate(out string? runtimeMissing);
+    if (runtime is not null) RuntimeContender.Configure(sealpoint, scratch);
     var families = new Dictionary<string, IReadOnlyList<Contender>>();
     if (!options.Skips("process"))
     {
@@ -66,7 +67,7 @@ try
         var list = new List<Contender> { new PlainRunc() };
         if (options.Skips("runtime")) results.AddSkip(new Skip(SuiteBenchmark.Section, "all", "sealpoint-runc", "--skip runtime"));
         else if (runtime is null) results.AddSkip(new Skip(SuiteBenchmark.Section, "all", "sealpoint-runc", $"not available in this run: {runtimeMissing}"));
-        else list.Add(new RuntimeContender(runtime, sealpoint, scratch));
+        else list.Add(new RuntimeContender(runtime));
         list.AddRange(baselines.Select(b => new RuncThenScript(b)));
         families["container"] = list;
     }

@@ -13,11 +13,15 @@ public sealed class RuntimeContender : Contender
 {
     private readonly string _runtime;
 
-    public RuntimeContender(string runtime, SealpointSetup sealpoint, Scratch scratch)
+    public RuntimeContender(string runtime) => _runtime = runtime;
+
+    /// <summary>
+    /// Writes the benchmark's node config (this run's PKI and recipient, staging under the run's folder) and points
+    /// SEALPOINT_CONFIG at it for every program this process starts.
+    /// </summary>
+    public static void Configure(SealpointSetup sealpoint, Scratch scratch)
     {
-        _runtime = runtime;
-        string dir = scratch.NewDir("runtime-config");
-        string config = Path.Combine(dir, "config.toml");
+        string config = Path.Combine(scratch.NewDir("runtime-config"), "config.toml");
         File.WriteAllText(config, $"""
             # sealpoint-bench node config: everything private to this run.
             [runtime]
@@ -43,8 +47,6 @@ public sealed class RuntimeContender : Contender
     public override Timing Checkpoint(Subject subject, string images, string work)
     {
         var c = (ContainerSubject)subject;
-        // The runtime wants an empty or missing image path.
-        Directory.Delete(images);
         return Timing.Single(c.Bundle.Runtime(_runtime, ["checkpoint", "--image-path", images, "--work-path", work, c.Bundle.Id],
             new RunOptions { Timeout = TimeSpan.FromMinutes(20) }).Elapsed);
     }
