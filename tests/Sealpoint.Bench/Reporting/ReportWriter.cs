@@ -132,7 +132,9 @@ public static class ReportWriter
                     continue;
                 }
                 string ratio = dump is null ? "" : Format.Ratio(s.Median / dump.Median);
-                md.AppendLine($"| {contender} | {Format.Seconds(s.Median)} | {Format.Seconds(s.Min)}–{Format.Seconds(s.Max)} | {Format.Seconds(s.Q1)}–{Format.Seconds(s.Q3)} | {s.Count} | {ratio} | {Format.Throughput(any?.Bytes ?? 0, s.Median)} |");
+                // Throughput only means something for the memory dump; a tree's few MB are dominated by per-file costs.
+                string throughput = any is { Bytes: >= 64L << 20 } ? Format.Throughput(any.Bytes, s.Median) : "—";
+                md.AppendLine($"| {contender} | {Format.Seconds(s.Median)} | {Spread(s)} | {(s.Count < 3 ? "" : $"{Format.Seconds(s.Q1)}–{Format.Seconds(s.Q3)}")} | {s.Count} | {ratio} | {throughput} |");
             }
             md.AppendLine();
         }

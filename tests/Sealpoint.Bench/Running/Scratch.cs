@@ -81,17 +81,45 @@ public sealed class Scratch : IDisposable
             todo = [.. _undo];
             _undo.Clear();
         }
+        // A baseline script, CRIU or runc may still be writing into the folder (cleanup after a signal runs while the
+        // main thread is mid-step): stop them first, or the removal races their writes.
+        KillDescendants();
         todo.Reverse();
         foreach (var (what, undo) in todo)
         {
             try { undo(); }
             catch (Exception e) { Console.Error.WriteLine($"cleanup: {what} failed: {e.Message}"); }
         }
-        try { Remove(Root); }
-        catch (Exception e)
+        for (int attempt = 1; ; attempt++)
         {
-            Console.Error.WriteLine($"cleanup: could not remove {Root}: {e.Message}. Remove it by hand (rm -rf {Root}) to free its memory.");
+            try
+            {
+                Remove(Root);
+                return;
+            }
+            catch (Exception e) when (attempt < 5)
+            {
+                _ = e;
+                Thread.Sleep(200 * attempt);
+            }
+            catch (Exception e)
+            {
+                Console.Error.WriteLine($"cleanup: could not remove {Root}: {e.Message}. Remove it by hand (rm -rf {Root}) to free its memory.");
+                return;
+            }
         }
+    }
+
+    /// <summary>SIGKILLs every process this one started that still runs. Workloads are not among them (setsid
+    /// reparents them); they and containers are undone by their own cleanup entries.</summary>
+    private static void KillDescendants()
+    {
+        int self = Environment.ProcessId;
+        var children = Pids.Tree(self).Where(p => p != self).ToList();
+        if (children.Count == 0) return;
+        foreach (int pid in children) NativeSignal.Send(pid, NativeSignal.SIGKILL);
+        try { Pids.WaitReaped(children.Where(p => Pids.IsAlive(p)), TimeSpan.FromSeconds(5)); }
+        catch (TimeoutException) { /* zombies of ours are reaped by the runtime; removal retries below */ }
     }
 
     /// <summary>Folders of earlier runs whose process is gone (killed with SIGKILL, or a crashed VM).</summary>

@@ -109,13 +109,3 @@ public sealed class ContainerSubject : Subject
     public override void Dispose() => Bundle.Dispose();
 }
 
-/// <summary>kill(2) for the container's memhog (TestSupport's signal helper is internal to it).</summary>
-public static partial class NativeSignal
-{
-    public const int SIGUSR2 = 12;
-
-    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int Kill(int pid, int sig);
-
-    public static bool Send(int pid, int signal) => Kill(pid, signal) == 0;
-}
