@@ -43,9 +43,12 @@ public static class CheckpointCommand
                 "--lazy-pages and --page-server send memory pages over the network instead of into image files, so they cannot be sealed",
                 "checkpoint without --lazy-pages/--page-server, or set io.sealpoint.encrypt=false on this container if that is acceptable");
         string imagePath = Path.GetFullPath(args.Value("image-path") ?? "checkpoint").TrimEnd('/');
-        if (File.Exists(imagePath) || (Directory.Exists(imagePath) && Directory.EnumerateFileSystemEntries(imagePath).Any()))
-            throw new SealpointException(ErrorKind.Usage, $"the image path {imagePath} is not empty; a sealed checkpoint is written into an empty directory",
-                "remove the old checkpoint there, or give another --image-path");
+        // runc overwrites an earlier checkpoint in the image path (podman checkpoints -R into the same folder each
+        // time): an earlier checkpoint is replaced once the new one is sealed. Anything else there is refused.
+        bool replace = Directory.Exists(imagePath) && Directory.EnumerateFileSystemEntries(imagePath).Any();
+        if (File.Exists(imagePath) || (replace && !IsCheckpoint(imagePath)))
+            throw new SealpointException(ErrorKind.Usage, $"the image path {imagePath} holds files that are not a checkpoint",
+                "give an empty or new --image-path (or one holding an earlier checkpoint, which is then replaced)");
 
         var staging = new Staging(config.Staging);
         var staged = new StagedImages(staging.Create(id, preDump ? "pre-dump" : "checkpoint"));
@@ -78,7 +81,8 @@ public static class CheckpointCommand
                 if (config.FailSealing || Environment.GetEnvironmentVariable(FailSealingVariable) == "1")
                     throw new SealpointException(ErrorKind.Io, "sealing failed on purpose ([testing] fail_sealing or " + FailSealingVariable + ")",
                         "turn the test switch off");
-                CheckpointSealer.SealDirectory(plain, imagePath, Options(decision, recipients, parent, id));
+                if (!replace) CheckpointSealer.SealDirectory(plain, imagePath, Options(decision, recipients, parent, id));
+                else ReplaceWithSealed(plain, imagePath, Options(decision, recipients, parent, id));
             }
             catch (Exception e) when (e is SealpointException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
             {
@@ -94,6 +98,29 @@ public static class CheckpointCommand
         {
             if (!keep) staged.Wipe();
         }
+    }
+
+    /// <summary>An image folder a checkpoint was written to: it holds CRIU's inventory or a sealed envelope.</summary>
+    private static bool IsCheckpoint(string dir) =>
+        File.Exists(Path.Combine(dir, "inventory.img")) || SealedCheckpoint.IsSealed(dir);
+
+    /// <summary>Seals next to the old checkpoint, then swaps: the old one goes only once the new one is complete.</summary>
+    private static void ReplaceWithSealed(string plain, string imagePath, SealOptions options)
+    {
+        string suffix = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
+        string fresh = $"{imagePath}.sealpoint-new-{suffix}", old = $"{imagePath}.sealpoint-old-{suffix}";
+        CheckpointSealer.SealDirectory(plain, fresh, options);
+        try
+        {
+            Directory.Move(imagePath, old);
+            Directory.Move(fresh, imagePath);
+        }
+        catch (IOException e)
+        {
+            throw new SealpointException(ErrorKind.Io, $"the new sealed checkpoint is complete in {fresh} but could not replace the old one in {imagePath}: {e.Message}",
+                $"move {fresh} to {imagePath} by hand");
+        }
+        FileSystem.RemoveTree(old);
     }
 
     internal static SealOptions Options(SealingDecision decision, IReadOnlyList<Recipient> recipients, ParentCheckpoint? parent, string id) => new()

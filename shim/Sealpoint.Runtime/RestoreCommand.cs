@@ -45,12 +45,11 @@ public static class RestoreCommand
             if (args.IsSet("detach", "d") || args.IsSet("lazy-pages"))
                 return runc.Run(arguments);
             // Without --detach runc stays until the container exits; wipe staging as soon as it runs.
-            return runc.Run(arguments, process => WipeWhenRunning(runc, args, id, process, staged));
+            return runc.Run(arguments, process => WipeWhenRunning(runc, args, id, process, () => !StagedImages.MountsUnder(staged.Directory).Any() && Cleanup(marker, staged)));
         }
         finally
         {
-            try { File.Delete(marker); } catch (IOException) { }
-            staged.Wipe();
+            Cleanup(marker, staged);
         }
     }
 
@@ -100,19 +99,39 @@ public static class RestoreCommand
         return f.ReadAtLeast(head, 4, throwOnEndOfStream: false) == 4 && head.SequenceEqual(InventoryMagic);
     }
 
-    private static void WipeWhenRunning(RealRunc runc, RuncArguments args, string id, Process process, StagedImages staged)
+    /// <summary>
+    /// The restoring marker (the hooks have run once the container runs) and the plaintext images. Called by the
+    /// watcher thread and at the end, possibly at the same moment: once, under a lock.
+    /// </summary>
+    private static bool Cleanup(string marker, StagedImages staged)
+    {
+        lock (staged)
+        {
+            try { File.Delete(marker); } catch (IOException) { }
+            return staged.Wipe();
+        }
+    }
+
+    private static void WipeWhenRunning(RealRunc runc, RuncArguments args, string id, Process process, Func<bool> wipe)
     {
         var watcher = new Thread(() =>
         {
             // runc records the container as running after CRIU's post-restore notification: every image has been read.
-            while (!process.HasExited)
+            // CRIU then still unmounts what it mounted in its work folder (staging, without --work-path): wait for that.
+            // Any failure here only means staging is wiped at the end instead; it must never end the process.
+            try
             {
-                if (runc.Status(args, id) is "running" or "paused" or "stopped")
+                bool running = false;
+                while (!process.HasExited)
                 {
-                    staged.Wipe();
-                    return;
+                    running = running || runc.Status(args, id) is "running" or "paused" or "stopped";
+                    if (running && wipe()) return;
+                    Thread.Sleep(100);
                 }
-                Thread.Sleep(100);
+            }
+            catch (Exception e)
+            {
+                RuncLog.Warning(null, $"staging will be wiped when runc exits ({e.Message})");
             }
         }) { IsBackground = true, Name = "staging-wipe" };
         watcher.Start();

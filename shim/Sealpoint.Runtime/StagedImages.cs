@@ -88,9 +88,18 @@ public sealed class StagedImages(string directory)
         File.CreateSymbolicLink(plain, parentReal);
     }
 
-    /// <summary>Removes the operation's folder, and the container's folder when nothing else is left in it.</summary>
-    public void Wipe()
+    /// <summary>
+    /// Removes the operation's folder, and the container's folder when nothing else is left in it. Nothing is removed
+    /// while something is mounted inside (CRIU mounts its cgroup yard in its work folder until it exits: deleting
+    /// into it would act on the host's cgroups). Returns false then.
+    /// </summary>
+    public bool Wipe()
     {
+        if (MountsUnder(Directory).FirstOrDefault() is { } mount)
+        {
+            RuncLog.Warning(null, $"{mount} is still mounted inside staging; {Directory} is left in memory (tmpfs) for now: remove it once unmounted");
+            return false;
+        }
         FileSystem.RemoveTree(Directory);
         string? containerDir = Path.GetDirectoryName(Directory);
         try
@@ -98,5 +107,19 @@ public sealed class StagedImages(string directory)
             if (containerDir is not null && !System.IO.Directory.EnumerateFileSystemEntries(containerDir).Any()) System.IO.Directory.Delete(containerDir);
         }
         catch (IOException) { } // another operation of the same container is using it
+        return true;
+    }
+
+    /// <summary>Mount points at or below <paramref name="directory"/> (from /proc/self/mountinfo, octal escapes decoded).</summary>
+    public static IEnumerable<string> MountsUnder(string directory)
+    {
+        string prefix = Path.GetFullPath(directory).TrimEnd('/');
+        foreach (string line in File.ReadLines("/proc/self/mountinfo"))
+        {
+            string[] fields = line.Split(' ');
+            if (fields.Length < 5) continue;
+            string mountPoint = System.Text.RegularExpressions.Regex.Replace(fields[4], @"\\([0-7]{3})", m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString());
+            if (mountPoint == prefix || mountPoint.StartsWith(prefix + "/", StringComparison.Ordinal)) yield return mountPoint;
+        }
     }
 }

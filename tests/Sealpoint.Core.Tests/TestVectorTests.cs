@@ -189,7 +189,7 @@ public sealed class TestVectorTests
         var req = new CertificateRequest("CN=vector-recipient", key, HashAlgorithmName.SHA256);
         using var cert = req.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddYears(50));
         File.WriteAllText(keyPath, key.ExportPkcs8PrivateKeyPem() + "\n");
-        var recipient = Recipient.FromCertificate(new X509Certificate2(cert.Export(X509ContentType.Cert)), "vector");
+        var recipient = Recipient.FromCertificate(X509CertificateLoader.LoadCertificate(cert.Export(X509ContentType.Cert)), "vector");
         CheckpointSealer.SealDirectory(plain, dir, new SealOptions { Recipients = [recipient], Sync = false });
         FileSystem.RemoveTree(plain);
     }
@@ -198,7 +198,7 @@ public sealed class TestVectorTests
     {
         var req = new CertificateRequest("CN=vector", ECDsa.Create(recipientKey.ExportParameters(true)), HashAlgorithmName.SHA256);
         using var cert = req.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
-        var recipient = Recipient.FromCertificate(new X509Certificate2(cert.Export(X509ContentType.Cert)), "vector");
+        var recipient = Recipient.FromCertificate(X509CertificateLoader.LoadCertificate(cert.Export(X509ContentType.Cert)), "vector");
         var ephemeral = ECDiffieHellman.Create();
         ephemeral.ImportPkcs8PrivateKey(ephemeralPkcs8, out _);
         return KeyWrap.Wrap(recipient, DataKey, CheckpointId, ephemeral);

@@ -26,8 +26,9 @@ public sealed class PodmanEndToEndTests : IDisposable
 
     public void Dispose()
     {
-        foreach (string c in _containers) Podman(null, "rm", "-f", "--ignore", c);
+        // Removed through the configuration that created them: podman needs the container's runtime to stop it.
         if (_confEnv is not null) foreach (string c in _containers) PodmanWith(null, _emptyHooks, _confEnv, "rm", "-f", "--ignore", c);
+        foreach (string c in _containers) Podman(null, "rm", "-f", "--ignore", c);
         foreach (string i in _images) Podman(null, "rmi", "-f", i);
         _node.Dispose();
         _temp.Dispose();
@@ -96,6 +97,8 @@ public sealed class PodmanEndToEndTests : IDisposable
     {
         string secret = Secrets.New();
         string name = RunSecretHolder(secret);
+        // First a checkpoint that leaves it running (-R): podman then checkpoints into the same folder again.
+        Ok(Podman(null, "container", "checkpoint", "-R", "--export", _temp.File("first.tar.zst"), name));
         long atCheckpoint = WaitForCounter(name, 30);
         string archive = _temp.File("export.tar.zst");
         Ok(Podman(null, "container", "checkpoint", "--export", archive, name));
@@ -181,7 +184,7 @@ public sealed class PodmanEndToEndTests : IDisposable
 
         string secret = Secrets.New();
         string name = "sp-" + Guid.NewGuid().ToString("N")[..10];
-        _containers.Add(name);
+        _containers.Insert(0, name);
         Ok(PodmanWith(null, _emptyHooks, env, "run", "-d", "--network", "none", "--name", name, InstallPaths.TestImage, "secretholder", secret, "/tmp/counter"));
         var inspect = PodmanWith(null, _emptyHooks, env, "inspect", "--format", "{{.OCIRuntime}}", name);
         Ok(inspect);

@@ -112,10 +112,26 @@ public sealed class RuncEndToEndTests : IDisposable
         AssertSealed(second);
         SecretScan.AssertAbsent(secret, first, second);
 
+        // Again into the first image path, as podman -R does each time: the earlier checkpoint is replaced.
+        string firstId = Core.Checkpoint.SealedCheckpoint.ReadEnvelopeUnverified(first).CheckpointId;
+        long beforeThird = bundle.WaitForCounter(Counter, beforeSecond + 2);
+        var c = Call(_node.Runtime, bundle, "checkpoint", "--leave-running", "--image-path", first, bundle.Id);
+        Assert.True(c.Succeeded, c.Describe());
+        Assert.NotEqual(firstId, Core.Checkpoint.SealedCheckpoint.ReadEnvelopeUnverified(first).CheckpointId);
+        Assert.Empty(Directory.GetFileSystemEntries(_temp.Path, "first.sealpoint-*"));
+
+        // A folder of other files is not a checkpoint to replace: refused before the dump.
+        string other = _temp.Dir("not-a-checkpoint");
+        File.WriteAllText(Path.Combine(other, "notes.txt"), "mine");
+        var refused = Call(_node.Runtime, bundle, "checkpoint", "--leave-running", "--image-path", other, bundle.Id);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("holds files that are not a checkpoint", refused.StandardError);
+        Assert.Equal(["notes.txt"], Directory.GetFileSystemEntries(other).Select(Path.GetFileName));
+
         bundle.Kill();
         bundle.WaitForStatus("stopped");
         bundle.Delete();
-        RestoreAndContinue(_node.Runtime, bundle, second, beforeSecond);
+        RestoreAndContinue(_node.Runtime, bundle, first, beforeThird);
     }
 
     [Fact]
@@ -325,6 +341,67 @@ public sealed class RuncEndToEndTests : IDisposable
         SecretScan.AssertAbsent(secret, image);
         Assert.False(Directory.Exists(kept));
         RestoreAndContinue(_node.Runtime, bundle, image, counter);
+    }
+
+    /// <summary>
+    /// restore without --detach: sealpoint-runc stays (as runc does) until the container exits, wipes staging as soon
+    /// as the container runs, forwards SIGTERM to runc (which hands it to the container) and exits with runc's status.
+    /// </summary>
+    [Fact]
+    public void ForegroundRestoreWipesStagingForwardsSignalsAndExitStatus()
+    {
+        string secret = Secrets.New();
+        using var bundle = Start(secret);
+        string image = Path.Combine(_temp.Path, "checkpoint");
+        Assert.True(Call(_node.Runtime, bundle, "checkpoint", "--image-path", image, bundle.Id).Succeeded);
+        long counter = bundle.TryReadCounter(Counter) ?? 0;
+        File.WriteAllText(bundle.HostPath(Counter), $"{0,20}\n");
+
+        var start = new System.Diagnostics.ProcessStartInfo(_node.Runtime)
+        {
+            UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
+        };
+        foreach (string a in new[] { "--root", bundle.StateRoot, "restore", "--bundle", bundle.Dir, "--image-path", image, bundle.Id }) start.ArgumentList.Add(a);
+        start.Environment["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        using var restore = System.Diagnostics.Process.Start(start)!;
+        var stderr = restore.StandardError.ReadToEndAsync();
+        _ = restore.StandardOutput.ReadToEndAsync(); // the container's output: read, so it never blocks
+        try
+        {
+            bundle.WaitForStatus("running", TimeSpan.FromSeconds(60));
+            long first = bundle.WaitForCounter(Counter, 1);
+            Assert.True(first >= counter, $"restarted, not restored: {first} < {counter}");
+            Poll.Until(() => _node.StagingLeftovers().Count == 0, TimeSpan.FromSeconds(30), () => $"staging to be wiped while the container runs: {string.Join(", ", _node.StagingLeftovers().Take(5))}");
+            Assert.False(restore.HasExited, "restore without --detach returned while the container runs");
+
+            // SIGTERM to sealpoint-runc reaches the container through runc: secretholder then exits 0, and so does restore.
+            ProcessRunner.Run("kill", ["-TERM", restore.Id.ToString()]);
+            Assert.True(restore.WaitForExit(60000), "restore did not end after SIGTERM");
+            Assert.True(restore.ExitCode == 0, $"exit {restore.ExitCode}; stderr: {stderr.Result}");
+        }
+        finally
+        {
+            if (!restore.HasExited) restore.Kill(entireProcessTree: true);
+        }
+    }
+
+    /// <summary>A container that exits with a status of its own: runc's exit status (the container's) comes back unchanged.</summary>
+    [Fact]
+    public void ForegroundRestoreReturnsTheContainersExitStatus()
+    {
+        using var bundle = RuncBundle.Create(["/bin/sh", "-c", "i=0; while [ ! -e /stop ]; do i=$((i+1)); echo $i > /counter.txt; sleep 0.1; done; exit 42"]);
+        bundle.Run();
+        Poll.Until(() => File.Exists(bundle.HostPath("/counter.txt")), TimeSpan.FromSeconds(20), () => "the shell to count");
+        string image = Path.Combine(_temp.Path, "checkpoint");
+        var checkpoint = Call(_node.Runtime, bundle, "checkpoint", "--image-path", image, bundle.Id);
+        Assert.True(checkpoint.Succeeded, checkpoint.Describe());
+        var restore = new System.Threading.Tasks.Task<ProcessResult>(() => Call(_node.Runtime, bundle, "restore", "--bundle", bundle.Dir, "--image-path", image, bundle.Id));
+        restore.Start();
+        bundle.WaitForStatus("running", TimeSpan.FromSeconds(60));
+        File.WriteAllText(bundle.HostPath("/stop"), "");
+        Assert.True(restore.Wait(TimeSpan.FromSeconds(60)), "restore did not end when the container exited");
+        Assert.True(restore.Result.ExitCode == 42, restore.Result.Describe());
+        _node.AssertStagingEmpty();
     }
 
     [Fact]

@@ -1,0 +1,126 @@
+using Sealpoint.Core;
+using Sealpoint.Core.Checkpoint;
+using Sealpoint.Core.Config;
+using Sealpoint.Core.Keys;
+using Sealpoint.TestSupport;
+
+namespace Sealpoint.Runtime.Tests;
+
+/// <summary>
+/// Parent chains (incremental checkpoints) opened into staging. CRIU cannot make real incremental dumps on this
+/// machine (no soft-dirty tracking, see environment.md), so the chains here are sealed synthetic image folders
+/// with CRIU's relative "parent" links.
+/// </summary>
+public sealed class StagedImagesTests : IDisposable
+{
+    private readonly TestPki _pki = new("node1", "node2");
+    private readonly TempDir _disk = TempDir.Create("chain");
+    private readonly TempDir _shm = TempDir.Create("staging", inShm: true);
+
+    public void Dispose()
+    {
+        _pki.Dispose();
+        _disk.Dispose();
+        _shm.Dispose();
+    }
+
+    private Sealpoint.Core.Format.Envelope Seal(string name, string? parentLink, ParentCheckpoint? parent, string recipient = "node1")
+    {
+        string plain = _shm.Dir("plain-" + name);
+        File.WriteAllText(Path.Combine(plain, "inventory.img"), $"inventory of {name}");
+        File.WriteAllText(Path.Combine(plain, "pages-1.img"), new string('p', 8192) + name);
+        if (parentLink is not null) File.CreateSymbolicLink(Path.Combine(plain, "parent"), parentLink);
+        var envelope = CheckpointSealer.SealDirectory(plain, Path.Combine(_disk.Path, "b", name), new SealOptions
+        {
+            Recipients = [_pki.Pki.ResolveRecipient(recipient)], Parent = parent, Sync = false,
+        });
+        FileSystem.RemoveTree(plain);
+        return envelope;
+    }
+
+    private static ParentCheckpoint P(Sealpoint.Core.Format.Envelope e) => new(e.CheckpointId, e.LineageId, e.Generation);
+
+    [Fact]
+    public void ChainIsOpenedAtTheSameRelativePlaces()
+    {
+        var grand = Seal("pre1", null, null);
+        var parent = Seal("pre2", "../pre1", P(grand));
+        Seal("checkpoint", "../pre2", P(parent));
+        var staged = new StagedImages(_shm.Dir("op"));
+        using var identity = Identity.Load(_pki.Pki.KeyPath("node1"));
+        string top = Path.Combine(_disk.Path, "b", "checkpoint");
+        staged.OpenChain(top, identity, allowPlaintextParent: false);
+
+        string plainTop = staged.Mirror(top);
+        Assert.Equal("inventory of checkpoint", File.ReadAllText(Path.Combine(plainTop, "inventory.img")));
+        // The parent links resolve inside staging, to plaintext.
+        Assert.Equal("inventory of pre2", File.ReadAllText(Path.Combine(plainTop, "parent", "inventory.img")));
+        Assert.Equal("inventory of pre1", File.ReadAllText(Path.Combine(plainTop, "parent", "parent", "inventory.img")));
+        Assert.StartsWith(staged.FsRoot, Path.GetFullPath(Path.Combine(plainTop, "..", "pre1")));
+        Assert.True(FileSystem.IsMemoryBacked(plainTop));
+    }
+
+    [Fact]
+    public void ReplacedParentIsRefused()
+    {
+        var real = Seal("pre", null, null);
+        Seal("checkpoint", "../pre", P(real));
+        // Another checkpoint put where the parent was.
+        Directory.Move(Path.Combine(_disk.Path, "b", "pre"), Path.Combine(_disk.Path, "b", "pre-real"));
+        Seal("pre", null, null);
+        var staged = new StagedImages(_shm.Dir("op"));
+        using var identity = Identity.Load(_pki.Pki.KeyPath("node1"));
+        var e = Assert.ThrowsAny<SealpointException>(() => staged.OpenChain(Path.Combine(_disk.Path, "b", "checkpoint"), identity, false));
+        Assert.Equal(ErrorKind.Integrity, e.Kind);
+        Assert.Contains("parent replaced", e.Message);
+    }
+
+    [Fact]
+    public void MissingOrPlaintextParent()
+    {
+        Seal("checkpoint", "../gone", null);
+        var staged = new StagedImages(_shm.Dir("op"));
+        using var identity = Identity.Load(_pki.Pki.KeyPath("node1"));
+        string top = Path.Combine(_disk.Path, "b", "checkpoint");
+        Assert.Contains("incomplete checkpoint chain", Assert.ThrowsAny<SealpointException>(() => staged.OpenChain(top, identity, false)).Message);
+
+        Directory.CreateDirectory(Path.Combine(_disk.Path, "b", "gone"));
+        var staged2 = new StagedImages(_shm.Dir("op2"));
+        var refused = Assert.ThrowsAny<SealpointException>(() => staged2.OpenChain(top, identity, false));
+        Assert.Contains("is not sealed and this node refuses plaintext", refused.Message);
+        var staged3 = new StagedImages(_shm.Dir("op3"));
+        staged3.OpenChain(top, identity, allowPlaintextParent: true);
+        Assert.Equal(Path.Combine(_disk.Path, "b", "gone"), new DirectoryInfo(staged3.Mirror(Path.Combine(_disk.Path, "b", "gone"))).LinkTarget);
+    }
+
+    [Fact]
+    public void ParentSealedForAnotherNodeFailsWithTheRecipientMessage()
+    {
+        var parent = Seal("pre", null, null, recipient: "node2");
+        Seal("checkpoint", "../pre", P(parent));
+        var staged = new StagedImages(_shm.Dir("op"));
+        using var identity = Identity.Load(_pki.Pki.KeyPath("node1"));
+        var e = Assert.ThrowsAny<SealpointException>(() => staged.OpenChain(Path.Combine(_disk.Path, "b", "checkpoint"), identity, false));
+        Assert.Equal(ErrorKind.Key, e.Kind);
+        Assert.Contains("is not a recipient", e.Message);
+    }
+
+    [Fact]
+    public void StagingRootMustBeMemoryBackedAndPrivate()
+    {
+        var onDisk = Assert.ThrowsAny<SealpointException>(() => new Staging(Path.Combine(_disk.Path, "staging")).EnsureRoot());
+        Assert.Contains("not on a memory-backed file system", onDisk.Message);
+        Assert.False(Directory.Exists(Path.Combine(_disk.Path, "staging")), "the refused folder was created on disk");
+
+        string root = Path.Combine(_shm.Path, "root");
+        var staging = new Staging(root);
+        string dir = staging.Create("ctr-1", "checkpoint");
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(root));
+        Assert.StartsWith(Path.Combine(root, "ctr-1"), dir);
+        Assert.ThrowsAny<SealpointException>(() => staging.Create("../escape", "x"));
+
+        // A symlink planted where the container's folder goes is refused.
+        File.CreateSymbolicLink(Path.Combine(root, "ctr-2"), _disk.Path);
+        Assert.Contains("symlink", Assert.ThrowsAny<SealpointException>(() => staging.Create("ctr-2", "checkpoint")).Message);
+    }
+}
