@@ -113,7 +113,7 @@ public class SessionTests(StreamTestPki keys) : IClassFixture<StreamTestPki>
     public void Serve_answers_exists_streams_verified_plaintext_and_serves_a_file_twice()
     {
         using var dir = TempDir.Create("stream-serve");
-        byte[] pages = RandomNumberGenerator.GetBytes(512 * 1024);
+        byte[] pages = RandomNumberGenerator.GetBytes(3 * 1024 * 1024 + 100); // read ahead by several threads, odd tail
         byte[] core = RandomNumberGenerator.GetBytes(100_000);
         string sealedDir = SealFiles(dir, ("pages-1.img", pages), ("core-1.img", core));
         using var identity = keys.Identity("node-a");
@@ -174,6 +174,44 @@ public class SessionTests(StreamTestPki keys) : IClassFixture<StreamTestPki>
         // Only the two verified chunks were released.
         Assert.Equal(2 * 65536, received.Length);
         Assert.True(core.AsSpan(0, 2 * 65536).SequenceEqual(received.ToArray()));
+    }
+
+    [Fact]
+    public void A_tampered_page_in_a_large_page_file_stops_the_stream_at_the_last_verified_batch()
+    {
+        using var dir = TempDir.Create("stream-tamper-pages");
+        byte[] pages = RandomNumberGenerator.GetBytes(4 * 1024 * 1024);
+        string sealedDir = SealFiles(dir, ("pages-1.img", pages));
+        using (var f = new FileStream(Path.Combine(sealedDir, "pages-1.img"), FileMode.Open, FileAccess.ReadWrite))
+        {
+            f.Position = 700L * 4096 + 10; // page 700 (pages sit at their plaintext offsets), in the 11th batch of 64
+            int b = f.ReadByte();
+            f.Position--;
+            f.WriteByte((byte)(b ^ 1));
+        }
+        using var identity = keys.Identity("node-a");
+        using var checkpoint = SealedCheckpoint.Open(sealedDir, identity);
+        bool handled = false, handledBeforeEnd = false;
+        using var session = new ServeSession(checkpoint, dir.File("serve.sock")) { OnFailure = _ => Volatile.Write(ref handled, true) };
+        session.Start();
+        using var criu = new StreamerConnection(UnixListener.Connect(dir.File("serve.sock")));
+        criu.SendRequest("pages-1.img");
+        Assert.True(criu.ReadReply());
+        var (read, write) = OwnedFd.CreatePipe();
+        criu.Socket.SendFd(write.Fd);
+        write.Dispose();
+        var received = new MemoryStream();
+        var buffer = new byte[65536];
+        using (read)
+        {
+            int n;
+            while ((n = read.ReadSome(buffer, null, 10_000, "pages")) > 0) received.Write(buffer, 0, n);
+            handledBeforeEnd = Volatile.Read(ref handled);
+        }
+        Assert.True(handledBeforeEnd, "the pipe ended before the failure was handled");
+        Assert.Contains("failed authentication at page 700", Assert.IsType<IntegrityException>(session.Failure).Message);
+        Assert.True(received.Length <= 700 * 4096, $"{received.Length} bytes released, beyond the bad page");
+        Assert.True(pages.AsSpan(0, (int)received.Length).SequenceEqual(received.ToArray()));
     }
 
     private static byte[] Fetch(StreamerConnection criu, string name)

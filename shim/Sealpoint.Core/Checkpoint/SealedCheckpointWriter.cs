@@ -131,7 +131,9 @@ public sealed class SealedCheckpointWriter : IDisposable
         if (pageThreads <= 1 || !ImageFiles.IsPages(name)) return CreateFile(name);
         Reserve(name);
         var header = NewHeader(SealedFileKind.Pages);
-        var sealer = new Streaming.ParallelPageSealer(CreateOutput(name), header, () => SealedFile.CreateCipher(_dataKey, header, name), pageThreads);
+        // The side file holds the tags (no plaintext) until the final size places the tag table; removed at Commit.
+        var sealer = new Streaming.ParallelPageSealer(CreateOutput(name), Path.Combine(Directory, name + ".sealpoint-tags"), header,
+            () => SealedFile.CreateCipher(_dataKey, header, name), pageThreads);
         return new SealedFileStream(name, sealer, s => Record(name, SealedFileKind.Pages, ((Streaming.ParallelPageSealer)s).Finish()));
     }
 

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using Sealpoint.Core.Checkpoint;
 using Sealpoint.Core.Format;
 
@@ -9,9 +10,23 @@ namespace Sealpoint.Core.Streaming;
 /// An image that reaches end of file is committed; whether the dump as a whole succeeded is decided by the
 /// caller (CRIU's post-dump step), since a pipe also ends when CRIU dies.
 /// </summary>
-public sealed class CaptureSession(SealedCheckpointWriter writer, string socketPath) : ImageStreamSession(socketPath)
+public sealed class CaptureSession : ImageStreamSession
 {
+    private readonly SealedCheckpointWriter writer;
+    private readonly SmallImageLoop _small;
     private volatile bool _sealed;
+
+    public CaptureSession(SealedCheckpointWriter writer, string socketPath) : base(socketPath)
+    {
+        this.writer = writer;
+        _small = new SmallImageLoop(writer, Cancellation, Fail, EndImage, AddBytes, (name, pipe, initial) =>
+        {
+            pipe.TryGrowPipe(StreamingLimits.PipeSize);
+            ContinueImage(name, pipe, p => CapturePages(name, p, initial));
+        });
+    }
+
+    protected override void OnStart() => StartThread("criu-small-images", () => _small.Run(Describe));
 
     protected override void HandleRequest(StreamerConnection connection, string filename)
     {
@@ -23,13 +38,22 @@ public sealed class CaptureSession(SealedCheckpointWriter writer, string socketP
             pipe.Dispose();
             throw StreamerProtocol.Violation($"image '{filename}' arrived after the dump was reported complete");
         }
-        pipe.TryGrowPipe(StreamingLimits.PipeSize);
-        StartImage(filename, pipe, p => Capture(filename, p));
+        // Every image starts on the shared polling thread; a page image that grows past one chunk gets its own.
+        try { BeginImage(filename); }
+        catch
+        {
+            pipe.Dispose();
+            throw;
+        }
+        _small.Add(filename, pipe);
     }
 
-    private void Capture(string filename, OwnedFd pipe)
+    /// <summary>A memory-page image (nearly all of a dump's bytes): its own thread, sealed on every core.</summary>
+    private void CapturePages(string filename, OwnedFd pipe, byte[] initial)
     {
         using var sealing = writer.CreateFile(filename, Environment.ProcessorCount);
+        try { sealing.Write(initial); }
+        finally { CryptographicOperations.ZeroMemory(initial); }
         if (sealing.Inner is ParallelPageSealer pages)
         {
             // Page images (nearly all of a dump's bytes) are read straight into the sealer's batch buffers.
@@ -42,7 +66,7 @@ public sealed class CaptureSession(SealedCheckpointWriter writer, string socketP
         }
         else
         {
-            byte[] buffer = RentBuffer(pages: false);
+            byte[] buffer = RentBuffer(pages: true);
             try
             {
                 int n;
@@ -72,4 +96,6 @@ public sealed class CaptureSession(SealedCheckpointWriter writer, string socketP
         _sealed = true;
         if (Failure is { } failure) throw failure;
     }
+
+    protected override void OnDispose() => _small.Dispose();
 }

@@ -40,8 +40,12 @@ public sealed class CriuProcess : IDisposable
 
     public static CriuProcess Start(string criu, IReadOnlyList<string> arguments, string logPath)
     {
-        var info = new ProcessStartInfo(criu) { UseShellExecute = false };
-        foreach (var a in arguments) info.ArgumentList.Add(a);
+        if (!File.Exists(criu))
+            throw new SealpointException(ErrorKind.NotFound, $"CRIU was not found at {criu}", "give the path of CRIU 4.x with --criu PATH");
+        // CRIU's stdout goes to our stderr, so 'sealpoint ... --json' prints one clean JSON document; stdin and
+        // stderr stay shared (the terminal, for --shell-job).
+        var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+        foreach (var a in (string[])["-c", "exec \"$0\" \"$@\" 1>&2", criu, .. arguments]) info.ArgumentList.Add(a);
         try
         {
             return new CriuProcess(Process.Start(info) ?? throw new InvalidOperationException("no process"), logPath);

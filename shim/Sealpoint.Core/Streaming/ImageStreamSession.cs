@@ -7,10 +7,13 @@ namespace Sealpoint.Core.Streaming;
 public static class StreamingLimits
 {
     /// <summary>
-    /// Images open at the same time. CRIU keeps only a few open (it dumps one task after the other); more
-    /// than this is refused as a protocol error rather than letting memory grow without bound.
+    /// Images open at the same time: a sanity limit (file descriptors), not the memory bound. CRIU keeps a few
+    /// small images open per dumped task until the end of the dump, so this grows with the tree's size.
     /// </summary>
-    public const int MaxOpenImages = 32;
+    public const int MaxOpenImages = 8192;
+
+    /// <summary>Plaintext an image other than a page image may hold in memory before it is sealed (one chunk).</summary>
+    public const int SmallImageBuffer = 64 * 1024;
 
     /// <summary>Bytes moved per read or write of a memory-page image's pipe (the pipe holds up to 1 MiB).</summary>
     public const int PagesBuffer = 256 * 1024;
@@ -63,9 +66,16 @@ public abstract class ImageStreamSession : IDisposable
 
     public void Start()
     {
+        OnStart();
         _control = new Thread(ControlLoop, 256 * 1024) { IsBackground = true, Name = "criu-streamer-control" };
         _control.Start();
     }
+
+    /// <summary>Starts a session's own threads before CRIU can connect.</summary>
+    protected virtual void OnStart() { }
+
+    /// <summary>Releases a session's own resources after every thread ended.</summary>
+    protected virtual void OnDispose() { }
 
     /// <summary>Handles one request on the control thread (reply, receive the pipe, start the image's thread).</summary>
     protected abstract void HandleRequest(StreamerConnection connection, string filename);
@@ -102,41 +112,73 @@ public abstract class ImageStreamSession : IDisposable
     /// <summary>Starts the thread that moves one image; the pipe is closed when it ends.</summary>
     protected void StartImage(string filename, OwnedFd pipe, Action<OwnedFd> body)
     {
+        try { BeginImage(filename); }
+        catch
+        {
+            pipe.Dispose();
+            throw;
+        }
+        ContinueImage(filename, pipe, body);
+    }
+
+    /// <summary>Like <see cref="StartImage"/> for an image already counted open (handed over from another thread).</summary>
+    protected void ContinueImage(string filename, OwnedFd pipe, Action<OwnedFd> body)
+    {
+        StartThread($"criu-image {filename}", () =>
+        {
+            try { body(pipe); }
+            catch (StreamCancelledException) { }
+            catch (Exception e) { Fail(Describe(e, filename)); }
+            finally
+            {
+                pipe.Dispose();
+                EndImage();
+            }
+        });
+    }
+
+    /// <summary>Counts an image as open (its pipe is being served); refuses beyond <see cref="StreamingLimits.MaxOpenImages"/>.</summary>
+    protected void BeginImage(string filename)
+    {
         lock (_gate)
         {
             if (_open >= StreamingLimits.MaxOpenImages)
-            {
-                pipe.Dispose();
                 throw StreamerProtocol.Violation($"more than {StreamingLimits.MaxOpenImages} images are open at once (at '{filename}')");
-            }
             _open++;
             ImagesStreamed++;
             MaxOpenAtOnce = Math.Max(MaxOpenAtOnce, _open);
-            var thread = new Thread(() => RunImage(filename, pipe, body), 256 * 1024) { IsBackground = true, Name = $"criu-image {filename}" };
+        }
+    }
+
+    /// <summary>An image's pipe reached its end (or failed) and was closed.</summary>
+    protected void EndImage()
+    {
+        lock (_gate)
+        {
+            _open--;
+            Monitor.PulseAll(_gate);
+        }
+        GarbageBudget.AfterWork();
+    }
+
+    /// <summary>A thread of this session: <see cref="Stop"/> waits for it.</summary>
+    protected void StartThread(string name, Action body)
+    {
+        lock (_gate)
+        {
+            Thread? thread = null;
+            thread = new Thread(() =>
+            {
+                try { body(); }
+                finally { lock (_gate) _threads.Remove(thread!); }
+            }, 256 * 1024) { IsBackground = true, Name = name };
             _threads.Add(thread);
             thread.Start();
         }
     }
 
-    private void RunImage(string filename, OwnedFd pipe, Action<OwnedFd> body)
-    {
-        try { body(pipe); }
-        catch (StreamCancelledException) { }
-        catch (Exception e) { Fail(Describe(e, filename)); }
-        finally
-        {
-            pipe.Dispose();
-            lock (_gate)
-            {
-                _open--;
-                _threads.Remove(Thread.CurrentThread);
-                Monitor.PulseAll(_gate);
-            }
-        }
-    }
-
     /// <summary>Turns an unexpected exception of one image into a failure that names the image.</summary>
-    protected virtual Exception Describe(Exception e, string filename) => e switch
+    protected internal virtual Exception Describe(Exception e, string filename) => e switch
     {
         SealpointException => e,
         IOException io => new SealpointException(ErrorKind.Io, $"image '{filename}': {io.Message}", "check free space and the disk (dmesg)", io),
@@ -215,6 +257,7 @@ public abstract class ImageStreamSession : IDisposable
     public void Dispose()
     {
         Stop();
+        OnDispose();
         _listener.Dispose();
         Cancellation.Dispose();
         foreach (var b in _pagesBuffers.Concat(_streamBuffers)) CryptographicOperations.ZeroMemory(b);

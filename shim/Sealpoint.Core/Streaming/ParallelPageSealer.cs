@@ -6,19 +6,22 @@ using Sealpoint.Core.Format;
 namespace Sealpoint.Core.Streaming;
 
 /// <summary>
-/// Seals a memory-page image that arrives as one sequential stream (a CRIU pipe) on several threads. Pages are
-/// independent records at fixed offsets, so batches are sealed in parallel and written positionally; the digest
-/// (header, then every tag in page order) is fed in batch order. Byte for byte the same file as
-/// <see cref="SealingStream"/> writes for a page image. Memory: <see cref="Batches"/> batches of
-/// <see cref="BatchPages"/> pages (plaintext and sealed), whatever the image's size; a writer that gets ahead
-/// waits for a free batch, which is how CRIU's pipe is throttled.
+/// Seals a memory-page image that arrives as one sequential stream (a CRIU pipe) on several threads, in the page-file
+/// layout of docs/format.md: ciphertext page i at offset 4096*i, then the tag table (tag i at P + 16*i), then the
+/// header. Pages are independent, so batches are sealed in place in parallel and written positionally. The tag
+/// table's place depends on the final size P, unknown while streaming; rather than keep every tag in memory
+/// (16 bytes per page), tags go to a side file (tags only, no plaintext) that is copied behind the pages at the
+/// end. The digest (header, then every tag in page order) is fed in batch order. Same bytes as
+/// <see cref="PagesSealingStream"/>. Memory: <see cref="Batches"/> batches of <see cref="BatchPages"/> pages, whatever
+/// the image's size; a writer that gets ahead waits for a free batch, which is how CRIU's pipe is throttled.
 /// </summary>
 internal sealed class ParallelPageSealer : Stream
 {
     public const int BatchPages = 64;
-    private const int Record = SealedFile.PageSize + SealedFile.TagSize;
 
     private readonly FileStream _output;
+    private readonly string _tagsPath;
+    private readonly FileStream _tagsFile;
     private readonly byte[] _headerBytes;
     private readonly BlockingCollection<Batch> _work = new();
     private readonly BlockingCollection<Batch> _free = new();
@@ -27,32 +30,33 @@ internal sealed class ParallelPageSealer : Stream
     private readonly IncrementalHash _digest = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private readonly Dictionary<long, Batch> _done = [];
     private readonly object _gate = new();
+    private readonly Func<FileCipher> _newCipher;
     private long _digested;
     private Batch? _current;
     private long _submitted;
     private long _plaintextSize;
+    private int _allocated;
+    private bool _started;
     private Exception? _error;
     private SealedFileInfo? _result;
 
     public int Batches { get; }
 
-    public ParallelPageSealer(FileStream output, SealedFileHeader header, Func<FileCipher> newCipher, int threads)
+    public ParallelPageSealer(FileStream output, string tagsPath, SealedFileHeader header, Func<FileCipher> newCipher, int threads)
     {
         if (header.Kind != SealedFileKind.Pages) throw new ArgumentException("page images only", nameof(header));
         _output = output;
-        _headerBytes = header.ToBytes();
-        _output.Write(_headerBytes);
-        _output.Flush();
-        _digest.AppendData(_headerBytes);
-        Batches = threads + 2;
-        for (int i = 0; i < Batches; i++) _free.Add(new Batch());
-        _workers = new Thread[threads];
-        for (int i = 0; i < threads; i++)
+        _tagsPath = tagsPath;
+        _tagsFile = new FileStream(tagsPath, new FileStreamOptions
         {
-            var cipher = newCipher();
-            _workers[i] = new Thread(() => Work(cipher), 256 * 1024) { IsBackground = true, Name = "page-sealer" };
-            _workers[i].Start();
-        }
+            Mode = FileMode.CreateNew, Access = FileAccess.ReadWrite, Share = FileShare.None, BufferSize = 0,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        });
+        _headerBytes = header.ToBytes();
+        _digest.AppendData(_headerBytes);
+        _newCipher = newCipher;
+        Batches = threads + 2;
+        _workers = new Thread[threads];
     }
 
     public override void Write(ReadOnlySpan<byte> buffer)
@@ -60,14 +64,11 @@ internal sealed class ParallelPageSealer : Stream
         if (_result is not null) throw new InvalidOperationException("sealed file already finished");
         while (!buffer.IsEmpty)
         {
-            ThrowIfFailed();
-            _current ??= TakeFree();
-            int n = Math.Min(buffer.Length, _current.Plain.Length - _current.Filled);
-            buffer[..n].CopyTo(_current.Plain.AsSpan(_current.Filled));
-            _current.Filled += n;
-            _plaintextSize += n;
+            var space = GetWriteBuffer();
+            int n = Math.Min(buffer.Length, space.Length);
+            buffer[..n].CopyTo(space);
+            Advance(n);
             buffer = buffer[n..];
-            if (_current.Filled == _current.Plain.Length) Submit();
         }
     }
 
@@ -78,35 +79,51 @@ internal sealed class ParallelPageSealer : Stream
     {
         ThrowIfFailed();
         _current ??= TakeFree();
-        return _current.Plain.AsSpan(_current.Filled);
+        return _current.Pages.AsSpan(_current.Filled);
     }
 
     public void Advance(int count)
     {
         _current!.Filled += count;
         _plaintextSize += count;
-        if (_current.Filled == _current.Plain.Length) Submit();
+        if (_current.Filled == _current.Pages.Length) Submit();
     }
 
-    /// <summary>Seals the last batch, waits for every batch, and returns the file's size and digest.</summary>
+    /// <summary>Seals the last batch, waits for every batch, moves the tag table behind the pages, writes the header.</summary>
     public SealedFileInfo Finish()
     {
         if (_result is not null) return _result;
         if (_current is { Filled: > 0 }) Submit();
         _work.CompleteAdding();
-        foreach (var w in _workers) w.Join();
+        foreach (var w in _workers) w?.Join();
         ThrowIfFailed();
-        long records = SealedFile.RecordCount(SealedFileKind.Pages, _plaintextSize);
         if (_digested != _submitted)
             throw new SealpointException(ErrorKind.Internal, $"page sealer digested {_digested} of {_submitted} batches");
-        _output.Flush();
-        _result = new SealedFileInfo(_plaintextSize, SealedFile.HeaderSize + _plaintextSize + records * SealedFile.TagSize,
+        long pages = SealedFile.RecordCount(SealedFileKind.Pages, _plaintextSize);
+        long tagBytes = pages * SealedFile.TagSize;
+        byte[] copy = GC.AllocateUninitializedArray<byte>(64 * 1024);
+        for (long off = 0; off < tagBytes;)
+        {
+            int n = (int)Math.Min(copy.Length, tagBytes - off);
+            PagesFile.ReadExactly(_tagsFile.SafeFileHandle, copy.AsSpan(0, n), off, _tagsPath);
+            RandomAccess.Write(_output.SafeFileHandle, copy.AsSpan(0, n), _plaintextSize + off);
+            off += n;
+        }
+        RandomAccess.Write(_output.SafeFileHandle, _headerBytes, _plaintextSize + tagBytes);
+        DeleteTags();
+        _result = new SealedFileInfo(_plaintextSize, SealedFile.SealedSize(SealedFileKind.Pages, _plaintextSize),
             "sha256:" + Hex.Lower(_digest.GetHashAndReset()));
         return _result;
     }
 
     private Batch TakeFree()
     {
+        if (_free.TryTake(out var free)) return free;
+        if (_allocated < Batches)
+        {
+            _allocated++;
+            return new Batch();
+        }
         try { return _free.Take(_abort.Token); }
         catch (OperationCanceledException) { ThrowIfFailed(); throw; }
     }
@@ -116,6 +133,17 @@ internal sealed class ParallelPageSealer : Stream
         var batch = _current!;
         _current = null;
         batch.Index = _submitted++;
+        // Workers start with the first full batch: a small image never starts them.
+        if (!_started)
+        {
+            _started = true;
+            for (int i = 0; i < _workers.Length; i++)
+            {
+                var cipher = _newCipher();
+                _workers[i] = new Thread(() => Work(cipher), 256 * 1024) { IsBackground = true, Name = "page-sealer" };
+                _workers[i].Start();
+            }
+        }
         _work.Add(batch);
     }
 
@@ -126,16 +154,24 @@ internal sealed class ParallelPageSealer : Stream
             foreach (var batch in _work.GetConsumingEnumerable(_abort.Token))
             {
                 long firstPage = batch.Index * BatchPages;
-                int outLen = 0;
-                for (int p = 0, off = 0; off < batch.Filled; p++, off += SealedFile.PageSize)
+                int count = 0;
+                try
                 {
-                    int len = Math.Min(SealedFile.PageSize, batch.Filled - off);
-                    cipher.Seal(firstPage + p, false, batch.Plain.AsSpan(off, len), batch.Sealed.AsSpan(outLen, len), batch.Sealed.AsSpan(outLen + len, SealedFile.TagSize));
-                    outLen += len + SealedFile.TagSize;
+                    for (int off = 0; off < batch.Filled; off += SealedFile.PageSize, count++)
+                    {
+                        var page = batch.Pages.AsSpan(off, Math.Min(SealedFile.PageSize, batch.Filled - off));
+                        cipher.Seal(firstPage + count, false, page, page, batch.Tags.AsSpan(count * SealedFile.TagSize, SealedFile.TagSize));
+                    }
                 }
-                CryptographicOperations.ZeroMemory(batch.Plain.AsSpan(0, batch.Filled));
-                RandomAccess.Write(_output.SafeFileHandle, batch.Sealed.AsSpan(0, outLen), SealedFile.HeaderSize + firstPage * Record);
-                batch.SealedLength = outLen;
+                catch
+                {
+                    CryptographicOperations.ZeroMemory(batch.Pages);
+                    throw;
+                }
+                batch.TagLength = count * SealedFile.TagSize;
+                // The buffer now holds ciphertext only.
+                RandomAccess.Write(_output.SafeFileHandle, batch.Pages.AsSpan(0, batch.Filled), firstPage * SealedFile.PageSize);
+                RandomAccess.Write(_tagsFile.SafeFileHandle, batch.Tags.AsSpan(0, batch.TagLength), firstPage * SealedFile.TagSize);
                 Digest(batch);
             }
         }
@@ -156,12 +192,7 @@ internal sealed class ParallelPageSealer : Stream
             _done[finished.Index] = finished;
             while (_done.Remove(_digested, out var next))
             {
-                for (int off = 0; off < next.SealedLength;)
-                {
-                    int len = Math.Min(Record, next.SealedLength - off);
-                    _digest.AppendData(next.Sealed.AsSpan(off + len - SealedFile.TagSize, SealedFile.TagSize));
-                    off += len;
-                }
+                _digest.AppendData(next.Tags.AsSpan(0, next.TagLength));
                 next.Filled = 0;
                 _digested++;
                 _free.Add(next);
@@ -174,6 +205,12 @@ internal sealed class ParallelPageSealer : Stream
         Exception? e;
         lock (_gate) e = _error;
         if (e is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e).Throw();
+    }
+
+    private void DeleteTags()
+    {
+        _tagsFile.Dispose();
+        try { File.Delete(_tagsPath); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
     public override bool CanRead => false;
@@ -192,10 +229,12 @@ internal sealed class ParallelPageSealer : Stream
         {
             if (_result is null) _abort.Cancel();
             _work.CompleteAdding();
-            foreach (var w in _workers) w.Join();
-            while (_work.TryTake(out var queued)) CryptographicOperations.ZeroMemory(queued.Plain);
+            foreach (var w in _workers) w?.Join();
+            // Batches not yet sealed still hold plaintext.
+            while (_work.TryTake(out var queued)) CryptographicOperations.ZeroMemory(queued.Pages);
             foreach (var b in _free.Concat(_done.Values).Append(_current))
-                if (b is not null) CryptographicOperations.ZeroMemory(b.Plain);
+                if (b is not null) CryptographicOperations.ZeroMemory(b.Pages);
+            DeleteTags();
             _digest.Dispose();
             _output.Dispose();
             _abort.Dispose();
@@ -205,10 +244,10 @@ internal sealed class ParallelPageSealer : Stream
 
     private sealed class Batch
     {
-        public byte[] Plain { get; } = GC.AllocateUninitializedArray<byte>(BatchPages * SealedFile.PageSize);
-        public byte[] Sealed { get; } = GC.AllocateUninitializedArray<byte>(BatchPages * Record);
+        public byte[] Pages { get; } = GC.AllocateUninitializedArray<byte>(BatchPages * SealedFile.PageSize);
+        public byte[] Tags { get; } = new byte[BatchPages * SealedFile.TagSize];
         public long Index;
         public int Filled;
-        public int SealedLength;
+        public int TagLength;
     }
 }

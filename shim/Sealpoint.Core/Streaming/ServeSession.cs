@@ -25,12 +25,9 @@ public sealed class ServeSession(SealedCheckpoint checkpoint, string socketPath)
     protected override void HandleRequest(StreamerConnection connection, string filename)
     {
         bool exists = _files.TryGetValue(filename, out var entry);
+        if (!exists) Interlocked.Increment(ref _missing);
         connection.SendReply(exists, Cancellation);
-        if (!exists)
-        {
-            Interlocked.Increment(ref _missing);
-            return;
-        }
+        if (!exists) return;
         var pipe = connection.ReceivePipe(filename, Cancellation);
         pipe.TryGrowPipe(StreamingLimits.PipeSize);
         StartImage(filename, pipe, p => Serve(entry!, p));
@@ -38,7 +35,7 @@ public sealed class ServeSession(SealedCheckpoint checkpoint, string socketPath)
 
     private void Serve(FileEntry entry, OwnedFd pipe)
     {
-        using var input = checkpoint.OpenFile(entry.Name);
+        using var input = checkpoint.OpenFile(entry.Name, Environment.ProcessorCount);
         byte[] buffer = RentBuffer(entry.Kind == FileEntryKinds.Pages);
         try
         {

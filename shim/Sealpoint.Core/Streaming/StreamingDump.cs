@@ -42,15 +42,27 @@ public static class StreamingDump
         if (options.Pid <= 0 || !CriuProcess.IsRunning(options.Pid))
             throw new SealpointException(ErrorKind.NotFound, $"process {options.Pid} is not running", "give the pid of a running process tree (-t PID)");
         var clock = Stopwatch.StartNew();
+        string images = Path.GetFullPath(options.ImagesDirectory).TrimEnd('/');
+        if (options.WorkDirectory is { } given && (Path.GetFullPath(given).TrimEnd('/') + "/").StartsWith(images + "/", StringComparison.Ordinal))
+            throw new SealpointException(ErrorKind.Usage, "the work directory is the sealed checkpoint's directory or inside it",
+                "give --work-dir outside -D: the checkpoint directory holds only sealed files");
         // The writer first: it checks the output directory and the recipients before CRIU touches the process.
         var writer = SealedCheckpointWriter.Create(options.ImagesDirectory, options.Seal);
-        var work = WorkDirectory.Create(options.WorkDirectory, "dump");
-        work.Keep = true; // until success
+        WorkDirectory work;
+        try { work = WorkDirectory.Create(options.WorkDirectory, "dump"); }
+        catch
+        {
+            writer.Dispose();
+            throw;
+        }
         CaptureSession? session = null;
         CriuProcess? criu = null;
         bool sealedVerdict = false;
-        using var interrupt = new InterruptGuard(() => session?.Fail(new SealpointException(ErrorKind.External,
-            "sealpoint was interrupted during the dump", "run the dump again; the process was left running")));
+        using var interrupt = new InterruptGuard(() =>
+        {
+            session?.Fail(new SealpointException(ErrorKind.External, "sealpoint was interrupted during the dump", "run the dump again; the process was left running"));
+            return true;
+        });
         try
         {
             if (Posix.IsNoExec(work.Path))
@@ -67,6 +79,7 @@ public static class StreamingDump
             if (!CriuArguments.SetsLogFile(options.CriuArguments)) args.AddRange(["-o", "dump.log"]);
             args.AddRange(options.CriuArguments);
             progress?.Invoke($"running {options.CriuPath} {string.Join(' ', args)}");
+            work.Keep = true; // CRIU's log explains a failure from here on
             criu = CriuProcess.Start(options.CriuPath, args, log);
 
             bool sawReached = false;
@@ -162,13 +175,10 @@ internal sealed class InterruptGuard : IDisposable
 {
     private readonly PosixSignalRegistration _int, _term;
 
-    public InterruptGuard(Action abort)
+    /// <param name="abort">Aborts the run; returns false when there is nothing left to abort (the signal then acts as usual).</param>
+    public InterruptGuard(Func<bool> abort)
     {
-        void Handler(PosixSignalContext c)
-        {
-            c.Cancel = true;
-            abort();
-        }
+        void Handler(PosixSignalContext c) => c.Cancel = abort();
         _int = PosixSignalRegistration.Create(PosixSignal.SIGINT, Handler);
         _term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handler);
     }

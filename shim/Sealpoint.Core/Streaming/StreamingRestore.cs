@@ -26,6 +26,33 @@ public sealed record StreamRestoreResult(string CheckpointId, int Images, long B
 /// <summary><c>criu restore --stream</c> fed from a sealed checkpoint, plaintext only ever in a pipe (docs/streaming.md).</summary>
 public static class StreamingRestore
 {
+    /// <summary>
+    /// Reads every file through its verifying stream and discards the plaintext: nothing is written, and memory stays
+    /// bounded (per thread one open file and one buffer) whatever the checkpoint's size, unlike a whole-file verify
+    /// that keeps all of a page file's tags.
+    /// </summary>
+    public static void VerifyAll(SealedCheckpoint checkpoint)
+    {
+        var files = checkpoint.Envelope.Files.Where(f => f.IsSealed || f.Kind == Format.FileEntryKinds.Plain)
+            .OrderByDescending(f => f.Size ?? 0).ToList();
+        try
+        {
+            Parallel.ForEach(files, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, () => new byte[StreamingLimits.PagesBuffer],
+                (file, _, buffer) =>
+                {
+                    using (var s = checkpoint.OpenFile(file.Name, Environment.ProcessorCount))
+                        while (s.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false) > 0) { }
+                    GarbageBudget.AfterWork();
+                    return buffer;
+                },
+                buffer => System.Security.Cryptography.CryptographicOperations.ZeroMemory(buffer));
+        }
+        catch (AggregateException e) when (e.InnerExceptions.FirstOrDefault(x => x is SealpointException) is { } first)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
+        }
+    }
+
     public static StreamRestoreResult Run(StreamRestoreOptions options, Action<string>? progress = null)
     {
         CriuArguments.Check(options.CriuArguments, "restore");
@@ -34,15 +61,20 @@ public static class StreamingRestore
         if (options.VerifyFirst)
         {
             progress?.Invoke($"verifying the {checkpoint.Envelope.Files.Count} files of checkpoint {checkpoint.Envelope.CheckpointId}");
-            checkpoint.Verify();
+            VerifyAll(checkpoint);
         }
         var verifyElapsed = clock.Elapsed;
         using var work = WorkDirectory.Create(options.WorkDirectory, "restore");
-        work.Keep = true;
         CriuProcess? criu = null;
         ServeSession? session = null;
-        using var interrupt = new InterruptGuard(() => session?.Fail(new SealpointException(ErrorKind.External,
-            "sealpoint was interrupted during the restore", "run the restore again")));
+        // Interrupted while CRIU still reads images: the restore is incomplete, so CRIU and its tasks are killed.
+        // Once CRIU has closed the stream the tree is restored; the signal then acts as it would on CRIU alone.
+        using var interrupt = new InterruptGuard(() =>
+        {
+            if (session is null or { Disconnected: true }) return false;
+            session.Fail(new SealpointException(ErrorKind.External, "sealpoint was interrupted during the restore", "run the restore again"));
+            return true;
+        });
         try
         {
             // A failure kills CRIU and what it forked before the failing pipe closes: CRIU must never take a
@@ -54,6 +86,7 @@ public static class StreamingRestore
             if (!CriuArguments.SetsLogFile(options.CriuArguments)) args.AddRange(["-o", "restore.log"]);
             args.AddRange(options.CriuArguments);
             progress?.Invoke($"running {options.CriuPath} {string.Join(' ', args)}");
+            work.Keep = true; // CRIU's log explains a failure from here on
             criu = CriuProcess.Start(options.CriuPath, args, log);
             criu.WaitForExit();
             // CRIU is gone: an image it left unread can never be read; stop its thread.
