@@ -148,7 +148,7 @@ public sealed class PackagingTests : IDisposable
         Assert.Contains("is not a recipient", e.Message);
         Assert.Contains("CN=nodeB", e.Message);
         Assert.False(Directory.Exists(_shm.File("outC")));
-        Assert.Empty(Directory.EnumerateFileSystemEntries(_shm.Path).Where(p => p.Contains("outC")));
+        Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(_shm.Path), p => p.Contains("outC"));
     }
 
     [Fact]
@@ -238,10 +238,11 @@ public sealed class PackagingTests : IDisposable
         System.Formats.Tar.TarFile.ExtractToDirectory(layout.Blobs.PathOf(mainLayer.Digest), extracted, overwriteFiles: false);
         string mapPath = Path.Combine(extracted, CheckpointImage.MemoryMapPath);
         var map = MemoryMap.Parse(File.ReadAllBytes(mapPath), "test");
-        var reused = map.Chunks.Select((c, i) => (c, i)).Where(x => x.c.Source != 0 && x.c.To.Sum(r => r.Count) == map.Chunks.First(c => c.Source != 0).To.Sum(r => r.Count)).Take(2).ToList();
-        Assert.Equal(2, reused.Count);
+        // Move one reused chunk's pages one page back: every page lands where other content was sealed.
+        int victim = Array.FindIndex(map.Chunks.ToArray(), c => c.Source != 0 && c.To.Count == 1 && c.To[0].First >= 1);
+        Assert.True(victim >= 0, "generation 2 reuses no chunk of generation 1");
         var chunks = map.Chunks.ToArray();
-        (chunks[reused[0].i], chunks[reused[1].i]) = (reused[0].c with { To = reused[1].c.To }, reused[1].c with { To = reused[0].c.To });
+        chunks[victim] = chunks[victim] with { To = [chunks[victim].To[0] with { First = chunks[victim].To[0].First - 1 }] };
         File.WriteAllBytes(mapPath, (map with { Chunks = chunks }).Serialize());
         string newLayer = _temp.File("layer.tar");
         System.Formats.Tar.TarFile.CreateFromDirectory(extracted, newLayer, includeBaseDirectory: false);
@@ -252,7 +253,7 @@ public sealed class PackagingTests : IDisposable
         layout.PutManifestAsync(forged, MediaTypes.ImageManifest, "forged", CancellationToken.None).GetAwaiter().GetResult();
 
         var e = Assert.Throws<IntegrityException>(() => Pull("forged", _shm.File("out")));
-        Assert.True(e.Message.Contains("does not match its authenticated tag") || e.Message.Contains("maps a"), e.Message);
+        Assert.Contains("does not match its authenticated tag", e.Message);
         Assert.False(Directory.Exists(_shm.File("out")));
     }
 

@@ -253,12 +253,15 @@ public sealed class RegistryClient : IDisposable
     {
         var blob = content.Descriptor;
         using var watchdog = new Watchdog(_options.StallTimeout, ct);
+        long sent = 0;
         using var response = await SendAsync(() =>
         {
+            sent = 0;
             var body = new CountingReadStream(content.Open(offset), length, watchdog, n =>
             {
+                sent += n;
                 Stats.AddBlobBytes(n);
-                _options.Observer?.Progress(blob, offset + n);
+                _options.Observer?.Progress(blob, offset + sent);
             });
             var request = new HttpRequestMessage(HttpMethod.Patch, location) { Content = StreamBody(body, length) };
             request.Content.Headers.TryAddWithoutValidation("Content-Range", $"{offset}-{offset + length - 1}");
@@ -272,7 +275,13 @@ public sealed class RegistryClient : IDisposable
             return status;
         }
         if (response.StatusCode != HttpStatusCode.Accepted)
-            throw await ErrorAsync(response, $"chunk upload of blob {blob.Digest.Short}", ct).ConfigureAwait(false);
+        {
+            var error = await ErrorAsync(response, $"chunk upload of blob {blob.Digest.Short}", ct).ConfigureAwait(false);
+            // A session the registry no longer knows (restarted, expired): the caller starts a new one.
+            if (response.StatusCode == HttpStatusCode.NotFound || error.Message.Contains("BLOB_UPLOAD_", StringComparison.Ordinal))
+                throw new OciException(OciErrorKind.Network, $"{error.Message} (upload session lost)", error.Fix) { Transient = true };
+            throw error;
+        }
         var next = response.Headers.Location is { } l ? Resolve(location, l) : location;
         long end = ParseRangeEnd(response) ?? offset + length;
         if (end > offset + length || end < 0)
@@ -286,7 +295,11 @@ public sealed class RegistryClient : IDisposable
         using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, location), Push(repository), ct).ConfigureAwait(false);
         if (response.StatusCode == HttpStatusCode.NotFound) return null;
         if (response.StatusCode != HttpStatusCode.NoContent && response.StatusCode != HttpStatusCode.OK)
-            throw await ErrorAsync(response, "upload status", ct).ConfigureAwait(false);
+        {
+            var error = await ErrorAsync(response, "upload status", ct).ConfigureAwait(false);
+            if (error.Message.Contains("BLOB_UPLOAD_", StringComparison.Ordinal)) return null;
+            throw error;
+        }
         var next = response.Headers.Location is { } l ? Resolve(location, l) : location;
         return (next, ParseRangeEnd(response) ?? 0);
     }

@@ -24,6 +24,7 @@ public sealed class PackCommand : ImageCommand
         new("out", "LOCATION", "oci:DIR[:TAG], docker://HOST/REPO:TAG or HOST/REPO:TAG", Short: "o"),
         new("recipient", "CERT", "recipients for the engine files (default: the checkpoint's own, found in the PKI by name)", Repeatable: true, Short: "r"),
         new("full", null, "upload all memory even if an earlier generation could be reused"),
+        new("chunks", "N", $"cut memory into about N chunks (image layers) in a lineage's first generation (default {Packaging.Incremental.ChunkingParameters.DefaultTargetChunks})"),
         new("annotation", "KEY=VALUE", "extra manifest annotation", Repeatable: true),
         new("work-dir", "DIR", "where ciphertext is staged while packing (default: the temp folder)"),
         StateDir, PkiOption, .. RegistryOptions, Json,
@@ -47,6 +48,7 @@ public sealed class PackCommand : ImageCommand
         using var image = Packer.Pack(source, new PackOptions
         {
             State = state, Recipients = recipients, Incremental = !args.Has("full"), WorkDir = args.Get("work-dir"), Annotations = annotations,
+            TargetChunks = args.GetInt("chunks", Packaging.Incremental.ChunkingParameters.DefaultTargetChunks),
         });
         if (image.Stats.IncrementalNote is { } note) output.Warn(note);
         using var target = Open(outText, args, output, create: true);

@@ -17,7 +17,8 @@ public sealed record PackOptions
     public IReadOnlyList<Recipient>? Recipients { get; init; }
     /// <summary>Reuse layers of earlier generations packed on this node (needs the keyed page index recorded at seal time).</summary>
     public bool Incremental { get; init; } = true;
-    public int TargetChunks { get; init; } = 100;
+    /// <summary>About how many memory chunks (image layers) the first generation is cut into; later generations keep its chunk size.</summary>
+    public int TargetChunks { get; init; } = ChunkingParameters.DefaultTargetChunks;
     /// <summary>Where ciphertext is staged (default: the system temp folder).</summary>
     public string? WorkDir { get; init; }
     public IReadOnlyDictionary<string, string>? Annotations { get; init; }
