@@ -27,6 +27,8 @@ public sealed record BenchOptions
     public int PassThroughCalls { get; init; } = 200;
     /// <summary>memhog size (MiB) whose full and incremental registry pushes are counted.</summary>
     public int PushSize { get; init; } = 256;
+    /// <summary>"published": ReadyToRun publish of this source (what install.sh installs); "build": the Release build (JIT).</summary>
+    public string Programs { get; init; } = "published";
 
     public bool Skips(string what) => Skip.Contains(what);
 
@@ -40,7 +42,8 @@ public sealed record BenchOptions
                                [--passthrough-calls N]
 
           --quick            tiny run to prove the benchmark works (32 MiB, 10 processes, 1 repetition, no warm-up,
-                             gpg on the memory workload only)
+                             gpg on the memory workload only,
+                             programs from the Release build)
           --sizes LIST       memhog sizes in MiB for the suite (default 256,1024,4096)
           --trees LIST       proctree sizes for the suite (default 100,500)
           --reps N           counted repetitions per suite contender (default 3; a warm-up runs first)
@@ -55,6 +58,8 @@ public sealed record BenchOptions
           --no-warmup        no warm-up repetition
           --passthrough-calls N  calls of `state` per runtime for the pass-through cost (default 200)
           --push-size MIB    memhog size for the full and incremental registry push (default 256)
+          --programs HOW     published (default: ReadyToRun publish of this source, as install.sh installs it)
+                             or build (the repository's Release build, JIT; default with --quick)
 
         Needs root, packaging/install.sh (CRIU 4.x, runc, openssl, gpg, age, workloads) and free memory
         (about 3.5x the largest memhog size). Everything it creates lives under --work-dir and is removed at the end,
@@ -64,7 +69,7 @@ public sealed record BenchOptions
     public static BenchOptions Parse(string[] args)
     {
         var o = new BenchOptions();
-        bool pushGiven = false, gpgGiven = false, repsGiven = false, coreRepsGiven = false, sizesGiven = false, treesGiven = false, warmupGiven = false;
+        bool programsGiven = false, pushGiven = false, gpgGiven = false, repsGiven = false, coreRepsGiven = false, sizesGiven = false, treesGiven = false, warmupGiven = false;
         for (int i = 0; i < args.Length; i++)
         {
             string a = args[i];
@@ -90,6 +95,10 @@ public sealed record BenchOptions
                 case "--slow-seconds": o = o with { SlowSeconds = PositiveInt(Value(), a) }; break;
                 case "--no-warmup": o = o with { Warmup = false }; warmupGiven = true; break;
                 case "--passthrough-calls": o = o with { PassThroughCalls = PositiveInt(Value(), a) }; break;
+                case "--programs":
+                    string how = Value();
+                    if (how is not ("published" or "build")) throw new UsageException($"--programs {how}: use published or build");
+                    o = o with { Programs = how }; programsGiven = true; break;
                 case "--push-size": o = o with { PushSize = PositiveInt(Value(), a) }; pushGiven = true; break;
                 case "-h" or "--help": throw new HelpRequested();
                 default: throw new UsageException($"unknown argument '{a}'");
@@ -109,6 +118,8 @@ public sealed record BenchOptions
                 Warmup = warmupGiven ? o.Warmup : false,
                 PassThroughCalls = 20,
                 PushSize = pushGiven ? o.PushSize : 32,
+                // Publishing takes a minute; the quick run proves the benchmark, not the start-up of the programs.
+                Programs = programsGiven ? o.Programs : "build",
                 // gpg costs ~0.1-0.25 s per file and direction: on the quick memhog (about 20 files) it proves every gpg
                 // path (hook, script, decrypt); on trees it would double the quick run's time.
                 GpgMaxTree = gpgGiven ? o.GpgMaxTree : 0,

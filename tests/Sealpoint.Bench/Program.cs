@@ -50,7 +50,10 @@ try
     string logs = scratch.NewDir("criu-logs");
 
     // Contenders per family; an unavailable one is a reported skip, never a silent gap.
-    string? runtime = RuntimeContender.Locate(out string? runtimeMissing);
+    var programs = options.Programs == "build" ? Programs.FromBuild() : Programs.Publish(scratch.NewDir("programs"));
+    SealpointSetup.Cli = programs.Cli;
+    Console.WriteLine($"programs: {programs.Description}");
+    string? runtime = programs.RuntimeLauncher, runtimeMissing = programs.RuntimeMissing;
     if (runtime is not null) RuntimeContender.Configure(sealpoint, scratch);
     var families = new Dictionary<string, IReadOnlyList<Contender>>();
     if (!options.Skips("process"))
@@ -102,7 +105,7 @@ try
     SampleLoad("end");
     var run = new RunInfo(
         "sealpoint-bench " + string.Join(' ', args), started, DateTimeOffset.Now, machine, loadBefore, MachineInfo.LoadAverage(), options,
-        CoreSteps(sealpoint, baselines), core.MemoryWorkload, core.TreeWorkload, suite.Workloads.Select(w => w.Name).ToList(), families, baselines, loads);
+        CoreSteps(sealpoint, baselines), programs.Description, core.MemoryWorkload, core.TreeWorkload, suite.Workloads.Select(w => w.Name).ToList(), families, baselines, loads);
     ReportWriter.Write(options.OutDir, run, results);
     Console.WriteLine();
     Console.WriteLine(ReportWriter.Markdown(run, results, results.Measurements.Any(m => m.Section == CoreBenchmark.Section),

@@ -11,7 +11,7 @@ namespace Sealpoint.Bench.Reporting;
 /// <summary>What the report needs besides the measurements.</summary>
 public sealed record RunInfo(
     string CommandLine, DateTimeOffset Started, DateTimeOffset Finished, MachineInfo Machine, string LoadBefore, string LoadAfter,
-    BenchOptions Options, IReadOnlyList<(string Name, string Describe)> CoreSteps, string CoreMemoryWorkload, string CoreTreeWorkload,
+    BenchOptions Options, IReadOnlyList<(string Name, string Describe)> CoreSteps, string Programs, string CoreMemoryWorkload, string CoreTreeWorkload,
     IReadOnlyList<string> SuiteWorkloads, IReadOnlyDictionary<string, IReadOnlyList<Contender>> Families,
     IReadOnlyList<BaselineTool> Baselines, IReadOnlyList<(DateTimeOffset At, string Where, string Load)> LoadSamples);
 
@@ -49,7 +49,8 @@ public static class ReportWriter
         md.AppendLine($"| CPU | {m.Cpu} |").AppendLine($"| Cores | {m.Cores} |").AppendLine($"| Memory | {Format.Bytes(m.MemoryBytes)} |");
         md.AppendLine($"| Kernel | {m.Kernel} |").AppendLine($"| OS | {m.Os} |").AppendLine($"| CRIU | {m.Criu} |").AppendLine($"| runc | {m.Runc} |");
         md.AppendLine($"| .NET | {m.DotNet} |").AppendLine($"| openssl | {m.OpenSsl} |").AppendLine($"| gpg | {m.Gpg} |").AppendLine($"| age | {m.Age} |");
-        md.AppendLine($"| Dumps written to | {m.WorkDir} ({m.WorkDirFileSystem}) |").AppendLine();
+        md.AppendLine($"| Dumps written to | {m.WorkDir} ({m.WorkDirFileSystem}) |");
+        md.AppendLine($"| Sealpoint programs | {run.Programs} |").AppendLine();
         md.AppendLine("How to read: every time is the **median** of the counted repetitions, with the spread as min–max; a warm-up");
         md.AppendLine("repetition runs first and is not counted (this VM is slow on its first touch of fresh memory). n is the number");
         md.AppendLine("of counted repetitions. Ratios divide medians. Raw figures, warm-ups included: `measurements.csv`, `results.json`.").AppendLine();
@@ -264,7 +265,7 @@ public static class ReportWriter
     {
         var doc = new
         {
-            run.CommandLine, run.Started, run.Finished, run.Machine, run.LoadBefore, run.LoadAfter,
+            run.CommandLine, run.Started, run.Finished, run.Machine, run.Programs, run.LoadBefore, run.LoadAfter,
             LoadSamples = run.LoadSamples.Select(l => new { l.At, l.Where, l.Load }),
             Options = new
             {

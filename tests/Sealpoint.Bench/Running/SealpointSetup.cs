@@ -38,8 +38,8 @@ public sealed class SealpointSetup
 
     public Identity LoadIdentity() => Identity.Load(KeyPath);
 
-    /// <summary>The `sealpoint` CLI built with this benchmark (same configuration).</summary>
-    public static string Cli => RepoPaths.Program("Sealpoint.Cli");
+    /// <summary>The `sealpoint` program whose wall time is measured (see <see cref="Programs"/>); set once at start.</summary>
+    public static string Cli { get; set; } = "";
 
     /// <summary>Environment for the CLI: our PKI, never the machine's /etc/pki/sealpoint.</summary>
     public IReadOnlyDictionary<string, string?> CliEnvironment => new Dictionary<string, string?> { ["SEALPOINT_PKI"] = PkiRoot };

@@ -57,22 +57,4 @@ public sealed class RuntimeContender : Contender
         return Timing.Single(c.Bundle.RuntimeDetached(_runtime,
             ["restore", "-d", "--bundle", c.Bundle.Dir, "--image-path", images, "--work-path", work, c.Bundle.Id], TimeSpan.FromMinutes(20)).Elapsed);
     }
-
-    /// <summary>The built sealpoint-runc launcher, or null with the reason.</summary>
-    public static string? Locate(out string? missing)
-    {
-        missing = null;
-        try
-        {
-            string path = Path.Combine(RepoPaths.BuildOutput("Sealpoint.Runtime"), "sealpoint-runc");
-            string core = Path.Combine(RepoPaths.BuildOutput("Sealpoint.Runtime"), "sealpoint-runc-core");
-            if (File.Exists(path) && File.Exists(core)) return path;
-            missing = $"{path} is not built (the runtime branch is not merged into this build, or gcc is missing)";
-        }
-        catch (TestEnvironmentException e)
-        {
-            missing = $"Sealpoint.Runtime is not built: {e.Message}";
-        }
-        return null;
-    }
 }
