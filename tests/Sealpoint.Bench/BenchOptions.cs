@@ -29,6 +29,9 @@ public sealed record BenchOptions
     public int PushSize { get; init; } = 256;
     /// <summary>"published": ReadyToRun publish of this source (what install.sh installs); "build": the Release build (JIT).</summary>
     public string Programs { get; init; } = "published";
+    /// <summary>gpg with --compress-algo none instead of its default zlib (random memory does not compress; zlib then
+    /// dominates gpg's time on the memory workloads).</summary>
+    public bool GpgNoCompress { get; init; }
 
     public bool Skips(string what) => Skip.Contains(what);
 
@@ -53,6 +56,7 @@ public sealed record BenchOptions
           --out DIR          report folder (default ./bench-report): report.md, core.svg, suite.svg, measurements.csv, results.json
           --work-dir DIR     where dumps are written (default /dev/shm, a tmpfs)
           --skip LIST        leave out: gpg, openssl, age, runtime, stream, oci, core, suite, passthrough, process, container
+          --gpg-no-compress  gpg with --compress-algo none (default: gpg's own default, zlib)
           --gpg-max-tree N   run gpg on process trees of at most N processes (default 100; ~0.25 s per file each way)
           --slow-seconds S   a contender whose first counted run exceeds S seconds is not repeated (default 60)
           --no-warmup        no warm-up repetition
@@ -99,6 +103,7 @@ public sealed record BenchOptions
                     string how = Value();
                     if (how is not ("published" or "build")) throw new UsageException($"--programs {how}: use published or build");
                     o = o with { Programs = how }; programsGiven = true; break;
+                case "--gpg-no-compress": o = o with { GpgNoCompress = true }; break;
                 case "--push-size": o = o with { PushSize = PositiveInt(Value(), a) }; pushGiven = true; break;
                 case "-h" or "--help": throw new HelpRequested();
                 default: throw new UsageException($"unknown argument '{a}'");

@@ -28,8 +28,7 @@ var signals = new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHU
 
 var started = DateTimeOffset.Now;
 var results = new Results();
-var loads = new List<(DateTimeOffset, string, string)>();
-void SampleLoad(string where) => loads.Add((DateTimeOffset.Now, where, MachineInfo.LoadAverage()));
+void SampleLoad(string where) => LoadLog.Sample(where);
 SampleLoad("start");
 string loadBefore = MachineInfo.LoadAverage();
 var machine = MachineInfo.Collect(options.WorkDir);
@@ -44,7 +43,7 @@ try
     foreach (var name in BaselineTool.Names)
     {
         if (options.Skips(name)) results.AddSkip(new Skip("all", "all", name, $"--skip {name}"));
-        else baselines.Add(BaselineTool.Create(name, scratch.NewDir($"baseline-{name}"), scratch));
+        else baselines.Add(BaselineTool.Create(name, scratch.NewDir($"baseline-{name}"), scratch, options.GpgNoCompress));
     }
     var toolsByName = baselines.ToDictionary(b => b.Name);
     string logs = scratch.NewDir("criu-logs");
@@ -105,7 +104,7 @@ try
     SampleLoad("end");
     var run = new RunInfo(
         "sealpoint-bench " + string.Join(' ', args), started, DateTimeOffset.Now, machine, loadBefore, MachineInfo.LoadAverage(), options,
-        CoreSteps(sealpoint, baselines), programs.Description, core.MemoryWorkload, core.TreeWorkload, suite.Workloads.Select(w => w.Name).ToList(), families, baselines, loads);
+        CoreSteps(sealpoint, baselines), programs.Description, core.MemoryWorkload, core.TreeWorkload, suite.Workloads.Select(w => w.Name).ToList(), families, baselines, LoadLog.Samples);
     ReportWriter.Write(options.OutDir, run, results);
     Console.WriteLine();
     Console.WriteLine(ReportWriter.Markdown(run, results, results.Measurements.Any(m => m.Section == CoreBenchmark.Section),

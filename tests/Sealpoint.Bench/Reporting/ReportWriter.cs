@@ -42,6 +42,8 @@ public static class ReportWriter
         md.AppendLine($"Run {run.Started:yyyy-MM-dd HH:mm zzz} to {run.Finished:HH:mm zzz} ({(run.Finished - run.Started).TotalMinutes:0.#} min), command `{run.CommandLine}`.");
         md.AppendLine($"Load average (1/5/15 min) at start {run.LoadBefore}, at end {run.LoadAfter} on {m.Cores} cores" +
                       (IsBusy(run) ? " — **the machine was busy during this run: figures are noisy**." : "."));
+        if (run.LoadSamples.Count > 0)
+            md.AppendLine("Load average when each part started: " + string.Join("; ", run.LoadSamples.Select(l => $"{l.Where} {l.At:HH:mm} {l.Load}")) + ".");
         if (run.Options.Quick) md.AppendLine().AppendLine("**Quick run** (`--quick`): tiny workloads, one repetition; it proves the benchmark works, its figures mean little and targets are not evaluated.");
         md.AppendLine();
         md.AppendLine("## Machine").AppendLine();

@@ -34,7 +34,7 @@ public sealed class BaselineTool
 
     /// <summary>Creates the tool's key material and its script in <paramref name="dir"/>. gpg gets a private GNUPGHOME
     /// whose agent is stopped at cleanup.</summary>
-    public static BaselineTool Create(string name, string dir, Scratch scratch)
+    public static BaselineTool Create(string name, string dir, Scratch scratch, bool gpgNoCompress = false)
     {
         Directory.CreateDirectory(dir);
         string passFile = Path.Combine(dir, "passphrase");
@@ -73,7 +73,8 @@ public sealed class BaselineTool
                 File.SetUnixFileMode(home, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
                 // `gpg -c` with its defaults (AES-256 in gpg 2.2, zlib compression, iterated S2K per file): what the
                 // paper's hook runs. --pinentry-mode loopback lets --batch take the passphrase from a file.
-                string common = $"{gpg} --homedir {home} --batch --yes --quiet --pinentry-mode loopback --passphrase-file {passFile}";
+                string common = $"{gpg} --homedir {home} --batch --yes --quiet --pinentry-mode loopback --passphrase-file {passFile}"
+                                + (gpgNoCompress ? " --compress-algo none" : "");
                 encrypt = $"{common} -c -o \"$2\" \"$1\"";
                 decrypt = $"{common} -d -o \"$2\" \"$1\"";
                 scratch.OnCleanup("stop the benchmark's gpg-agent", () =>

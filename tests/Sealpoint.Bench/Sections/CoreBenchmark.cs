@@ -47,6 +47,7 @@ public sealed class CoreBenchmark(BenchOptions options, Scratch scratch, Results
             results.AddSkip(new Skip(Section, name, "all", why));
             return;
         }
+        LoadLog.Sample($"core {name}");
         Workload? workload = null;
         IDisposable? tracked = null;
         try

@@ -47,6 +47,7 @@ public sealed class SuiteBenchmark(BenchOptions options, Scratch scratch, Result
         try
         {
             Console.WriteLine($"-- {spec.Name} / {family}");
+            LoadLog.Sample($"{spec.Name}/{family}");
             for (int rep = options.Warmup ? 0 : 1; rep <= options.Reps; rep++)
             {
                 foreach (var contender in active)
