@@ -104,6 +104,15 @@ internal static class PagesFile
     private static void ForEachBlock(long pages, Func<FileCipher> newCipher, BlockBody body)
     {
         long blocks = (pages + PagesPerBlock - 1) / PagesPerBlock;
+        if (blocks <= 1)
+        {
+            // Most page images of a process tree are a few pages: no workers, and a buffer of the file's size.
+            using var cipher = newCipher();
+            byte[] buffer = GC.AllocateUninitializedArray<byte>((int)Math.Max(1, pages * PageSize));
+            try { if (pages > 0) body(0, (int)pages, cipher, buffer); }
+            finally { CryptographicOperations.ZeroMemory(buffer); }
+            return;
+        }
         try
         {
             Parallel.For(0L, blocks, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount },
