@@ -1,3 +1,7 @@
+using Sealpoint.Packaging;
+using Sealpoint.Packaging.Lineage;
+using Sealpoint.Core.Format;
+using Sealpoint.Packaging.Incremental;
 using Sealpoint.Core;
 using Sealpoint.Core.Checkpoint;
 using Sealpoint.Core.Config;
@@ -58,7 +62,9 @@ public static class CheckpointCommand
             string plain = staged.Mirror(imagePath);
             staged.CreateParents(plain);
             Directory.CreateDirectory(plain, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            ParentCheckpoint? parent = StageParent(args, config, staged, imagePath);
+            // A CRIU parent (--parent-path) gives the lineage; otherwise the container's previous checkpoint on this node does.
+            var lineages = new ContainerLineages(NodeState.FromEnvironment());
+            ParentCheckpoint? parent = StageParent(args, config, staged, imagePath) ?? lineages.ParentFor(id);
 
             // 2. runc dumps into staging, with every other flag as the engine gave it.
             int exit = runc.Run(args.WithCommandValue("image-path", plain));
@@ -81,8 +87,11 @@ public static class CheckpointCommand
                 if (config.FailSealing || Environment.GetEnvironmentVariable(FailSealingVariable) == "1")
                     throw new SealpointException(ErrorKind.Io, "sealing failed on purpose ([testing] fail_sealing or " + FailSealingVariable + ")",
                         "turn the test switch off");
-                if (!replace) CheckpointSealer.SealDirectory(plain, imagePath, Options(decision, recipients, parent, id));
-                else ReplaceWithSealed(plain, imagePath, Options(decision, recipients, parent, id));
+                using var pageIndex = NodePageIndex.TryStart(warning => Console.Error.WriteLine($"sealpoint-runc: warning: {warning}"));
+                var options = Options(decision, recipients, parent, id) with { PageObserver = pageIndex?.Recorder };
+                var envelope = !replace ? CheckpointSealer.SealDirectory(plain, imagePath, options) : ReplaceWithSealed(plain, imagePath, options);
+                pageIndex?.Save(envelope);
+                if (!preDump) RememberLineage(lineages, id, envelope);
             }
             catch (Exception e) when (e is SealpointException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
             {
@@ -100,16 +109,27 @@ public static class CheckpointCommand
         }
     }
 
+    /// <summary>The checkpoint is complete whatever happens here: a failure to remember it only costs the next one its lineage.</summary>
+    private static void RememberLineage(ContainerLineages lineages, string id, Envelope envelope)
+    {
+        try { lineages.Record(id, envelope); }
+        catch (Exception e) when (e is SealpointException or IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"sealpoint-runc: warning: checkpoint {envelope.CheckpointId} of {id} is sealed, but its lineage was not recorded " +
+                $"({(e is SealpointException s ? s.Describe() : e.Message)}); the next checkpoint of {id} starts a new lineage");
+        }
+    }
+
     /// <summary>An image folder a checkpoint was written to: it holds CRIU's inventory or a sealed envelope.</summary>
     private static bool IsCheckpoint(string dir) =>
         File.Exists(Path.Combine(dir, "inventory.img")) || SealedCheckpoint.IsSealed(dir);
 
     /// <summary>Seals next to the old checkpoint, then swaps: the old one goes only once the new one is complete.</summary>
-    private static void ReplaceWithSealed(string plain, string imagePath, SealOptions options)
+    private static Envelope ReplaceWithSealed(string plain, string imagePath, SealOptions options)
     {
         string suffix = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
         string fresh = $"{imagePath}.sealpoint-new-{suffix}", old = $"{imagePath}.sealpoint-old-{suffix}";
-        CheckpointSealer.SealDirectory(plain, fresh, options);
+        var envelope = CheckpointSealer.SealDirectory(plain, fresh, options);
         try
         {
             Directory.Move(imagePath, old);
@@ -121,6 +141,7 @@ public static class CheckpointCommand
                 $"move {fresh} to {imagePath} by hand");
         }
         FileSystem.RemoveTree(old);
+        return envelope;
     }
 
     internal static SealOptions Options(SealingDecision decision, IReadOnlyList<Recipient> recipients, ParentCheckpoint? parent, string id) => new()

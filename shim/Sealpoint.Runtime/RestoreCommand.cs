@@ -1,3 +1,5 @@
+using Sealpoint.Packaging;
+using Sealpoint.Packaging.Lineage;
 using System.Diagnostics;
 using Sealpoint.Core;
 using Sealpoint.Core.Checkpoint;
@@ -39,7 +41,13 @@ public static class RestoreCommand
         try
         {
             File.WriteAllText(marker, "");
-            staged.OpenChain(imagePath, identity, config.AllowPlaintextRestore);
+            // Rollback and fork protection (docs/registry.md): judged on the authenticated envelope, before decrypting.
+            var lineage = new LineageGuard(NodeState.FromEnvironment());
+            var restored = staged.OpenChain(imagePath, identity, config.AllowPlaintextRestore, envelope => lineage.Check(envelope, force: false));
+            // Recorded before runc runs: a failed restore then still refuses older generations, never fewer.
+            lineage.Record(restored);
+            // The restored container's next checkpoint continues this lineage.
+            new ContainerLineages(NodeState.FromEnvironment()).Record(id, restored);
             string plain = staged.Mirror(imagePath);
             var arguments = args.WithCommandValue("image-path", plain);
             if (args.IsSet("detach", "d") || args.IsSet("lazy-pages"))

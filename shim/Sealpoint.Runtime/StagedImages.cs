@@ -33,7 +33,7 @@ public sealed class StagedImages(string directory)
     /// chain (CRIU's "parent" links). Each parent must be the checkpoint the child's envelope names. Nothing is
     /// left in staging when anything fails (the caller wipes the folder).
     /// </summary>
-    public Envelope OpenChain(string sealedDir, Identity identity, bool allowPlaintextParent)
+    public Envelope OpenChain(string sealedDir, Identity identity, bool allowPlaintextParent, Action<Envelope>? beforeDecrypting = null)
     {
         sealedDir = Path.GetFullPath(sealedDir).TrimEnd('/');
         Envelope? top = null;
@@ -54,6 +54,7 @@ public sealed class StagedImages(string directory)
                     throw new IntegrityException(
                         $"the parent checkpoint in {sealedDir} is {envelope.CheckpointId}, but its child was sealed on top of {expectedId} (parent replaced)",
                         "restore with the parent checkpoint the child was taken from");
+                if (depth == 0) beforeDecrypting?.Invoke(envelope);
                 checkpoint.DecryptTo(plain);
             }
             top ??= envelope;

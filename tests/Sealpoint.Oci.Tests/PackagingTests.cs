@@ -173,11 +173,12 @@ public sealed class PackagingTests : IDisposable
         Assert.Equal(ErrorKind.Policy, fork.Kind);
         Assert.Contains("fork refused", fork.Message);
 
-        // Forced: allowed, and the record never goes back.
+        // Forced: allowed, and the operator's choice becomes the reference, so the runtime restores exactly it.
         Assert.Equal(LineageVerdict.Rollback, Pull("g1", _shm.File("o1f"), force: true).Verdict);
-        Assert.Equal(2, new LineageGuard(_nodes.StateB).Find(env1.LineageId)!.Generation);
-        // Same checkpoint again: fine.
-        Assert.Equal(LineageVerdict.Same, Pull("g2", _shm.File("o2again")).Verdict);
+        Assert.Equal(1, new LineageGuard(_nodes.StateB).Find(env1.LineageId)!.Generation);
+        Assert.Equal(LineageVerdict.Same, Pull("g1", _shm.File("o1again")).Verdict);
+        // Its child is newer again.
+        Assert.Equal(LineageVerdict.Newer, Pull("g2", _shm.File("o2again")).Verdict);
         // A node that never saw the lineage (state removed) accepts generation 1: first use cannot be protected.
         Assert.Equal(LineageVerdict.FirstUse, Pull("g1", _shm.File("fresh"), state: new NodeState(_temp.File("other-state"))).Verdict);
     }

@@ -92,6 +92,20 @@ public sealed class RegistryEndToEndTests : IDisposable
             Assert.Equal(env2.LineageId, s.RootElement.GetProperty("Labels").GetProperty("io.sealpoint.lineage").GetString());
             Assert.Equal("2", s.RootElement.GetProperty("Labels").GetProperty("io.sealpoint.generation").GetString());
         }
+        // Generation 2 names generation 1 as its subject; distribution 2.8 has no referrers API, so the fallback tag links them.
+        using (var client = new RegistryClient(registry.Host, new RegistryClientOptions { Insecure = true }))
+        {
+            var g1 = client.GetManifestAsync("ckpt/memhog", "g1").GetAwaiter().GetResult();
+            var g2 = client.GetManifestAsync("ckpt/memhog", "g2").GetAwaiter().GetResult();
+            Assert.Equal(g1.Descriptor.Digest, g2.ParseManifest().Subject?.Digest);
+            var (referrers, viaTag) = client.GetReferrersAsync("ckpt/memhog", g1.Descriptor.Digest, "application/vnd.sealpoint.checkpoint.v1").GetAwaiter().GetResult();
+            Assert.True(viaTag);
+            Assert.Equal(g2.Descriptor.Digest, Assert.Single(referrers).Digest);
+        }
+        // podman pulls the incremental image (all of its layers, old and new).
+        var podmanPull = ProcessRunner.RunUnchecked(Tools.Require("podman"), ["pull", "--tls-verify=false", $"{reference}:g2"], new RunOptions { Timeout = TimeSpan.FromMinutes(5) });
+        ProcessRunner.RunUnchecked(Tools.Require("podman"), ["rmi", "-f", $"{reference}:g2"]);
+        Assert.True(podmanPull.Succeeded, podmanPull.Describe());
         var inspect = Cli.Ok("inspect", $"{reference}:g2", "--insecure");
         Assert.Contains($"lineage     {env1.LineageId}  generation 2", inspect.Out);
         Assert.Contains("reused from 1 earlier checkpoint(s)", inspect.Out);

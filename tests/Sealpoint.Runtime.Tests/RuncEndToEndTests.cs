@@ -175,6 +175,53 @@ public sealed class RuncEndToEndTests : IDisposable
     }
 
     [Fact]
+    public void SuccessiveCheckpointsOfAContainerFormALineage_AndARestoredContainerContinuesIt()
+    {
+        using var bundle = Start(Secrets.New());
+        string first = Path.Combine(_temp.Path, "gen1"), second = Path.Combine(_temp.Path, "gen2"), third = Path.Combine(_temp.Path, "gen3");
+        Assert.True(Call(_node.Runtime, bundle, "checkpoint", "--leave-running", "--image-path", first, bundle.Id).Succeeded);
+        Assert.True(Call(_node.Runtime, bundle, "checkpoint", "--image-path", second, bundle.Id).Succeeded);
+        var g1 = Core.Checkpoint.SealedCheckpoint.ReadEnvelopeUnverified(first);
+        var g2 = Core.Checkpoint.SealedCheckpoint.ReadEnvelopeUnverified(second);
+        Assert.Equal((1L, (string?)null), (g1.Generation, g1.ParentId));
+        Assert.Equal((g1.LineageId, 2L, g1.CheckpointId), (g2.LineageId, g2.Generation, g2.ParentId));
+
+        long counter = bundle.TryReadCounter(Counter) ?? 0;
+        RestoreAndContinue(_node.Runtime, bundle, second, counter);
+        Assert.True(Call(_node.Runtime, bundle, "checkpoint", "--image-path", third, bundle.Id).Succeeded);
+        var g3 = Core.Checkpoint.SealedCheckpoint.ReadEnvelopeUnverified(third);
+        Assert.Equal((g1.LineageId, 3L, g2.CheckpointId), (g3.LineageId, g3.Generation, g3.ParentId));
+    }
+
+    [Fact]
+    public void AnOlderGenerationThanThisNodeRestoredIsRefusedUntilAnOperatorForcesIt()
+    {
+        using var bundle = Start(Secrets.New());
+        string image = Path.Combine(_temp.Path, "older");
+        var checkpoint = Call(_node.Runtime, bundle, "checkpoint", "--image-path", image, bundle.Id);
+        Assert.True(checkpoint.Succeeded, checkpoint.Describe());
+        long counter = bundle.TryReadCounter(Counter) ?? 0;
+        var envelope = Core.Checkpoint.SealedCheckpoint.ReadEnvelopeUnverified(image);
+        var state = new Packaging.NodeState(_node.StateDir);
+        Assert.NotNull(Packaging.Incremental.PageHashIndex.TryLoad(state, envelope.CheckpointId)); // recorded for incremental packs
+
+        // This node already restored generation 3 of the same lineage.
+        var guard = new Packaging.Lineage.LineageGuard(state);
+        guard.Record(envelope with { Generation = 3, CheckpointId = new string('e', 32), ParentId = new string('d', 32) });
+
+        var refused = Call(_node.Runtime, bundle, "restore", "--detach", "--bundle", bundle.Dir, "--image-path", image, bundle.Id);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("rollback refused", refused.StandardError);
+        Assert.Contains("generation 1", refused.StandardError);
+        Assert.Null(bundle.Status());
+        _node.AssertStagingEmpty();
+
+        // An operator forces it (as `sealpoint pull --force` does): the record now names this checkpoint, and it restores.
+        guard.Record(envelope, forced: true);
+        RestoreAndContinue(_node.Runtime, bundle, image, counter);
+    }
+
+    [Fact]
     public void NonRecipientNodeFailsBeforeRestoringAndTheRightNodeRestores()
     {
         string secret = Secrets.New();

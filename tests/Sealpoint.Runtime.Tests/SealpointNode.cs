@@ -40,7 +40,10 @@ public sealed class SealpointNode : IDisposable
     public string Dir => _temp.Path;
     /// <summary>The arguments of every call of the runtime scripts, one line each.</summary>
     public string CallLog => _temp.File("calls.log");
-    public IReadOnlyDictionary<string, string?> Environment => new Dictionary<string, string?> { ["SEALPOINT_CONFIG"] = ConfigPath };
+    public IReadOnlyDictionary<string, string?> Environment => new Dictionary<string, string?> { ["SEALPOINT_CONFIG"] = ConfigPath, ["SEALPOINT_STATE_DIR"] = StateDir };
+
+    /// <summary>This node's state folder (lineage records, page-hash key), instead of /var/lib/sealpoint.</summary>
+    public string StateDir => _temp.File("state");
 
     public void WriteConfig(string identity = "node1", string recipients = "\"node1\"", string extraPolicy = "", string extraTables = "", string? path = null) =>
         File.WriteAllText(path ?? ConfigPath, $"""
@@ -72,7 +75,7 @@ public sealed class SealpointNode : IDisposable
     {
         string path = _temp.File(name);
         // Each call is logged (one line of arguments) so tests can see how an engine called the runtime.
-        File.WriteAllText(path, $"#!/bin/sh\necho \"$*\" >> '{CallLog}'\nSEALPOINT_CONFIG='{config}' exec '{Launcher}' \"$@\"\n");
+        File.WriteAllText(path, $"#!/bin/sh\necho \"$*\" >> '{CallLog}'\nSEALPOINT_CONFIG='{config}' SEALPOINT_STATE_DIR='{StateDir}' exec '{Launcher}' \"$@\"\n");
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         return path;
     }
@@ -89,7 +92,7 @@ public sealed class SealpointNode : IDisposable
 
     /// <summary>Runs the sealpoint-runc-core program directly (e.g. seal-pending) with this node's config.</summary>
     public ProcessResult RunCore(IEnumerable<string> args, string? config = null) =>
-        ProcessRunner.RunUnchecked(Core, args, new RunOptions { Environment = new Dictionary<string, string?> { ["SEALPOINT_CONFIG"] = config ?? ConfigPath } });
+        ProcessRunner.RunUnchecked(Core, args, new RunOptions { Environment = new Dictionary<string, string?> { ["SEALPOINT_CONFIG"] = config ?? ConfigPath, ["SEALPOINT_STATE_DIR"] = StateDir } });
 
     public void Dispose()
     {

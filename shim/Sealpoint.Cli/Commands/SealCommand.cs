@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Sealpoint.Cli.CommandLine;
 using Sealpoint.Core.Checkpoint;
 using Sealpoint.Core.Crypto;
+using Sealpoint.Packaging.Incremental;
 
 namespace Sealpoint.Cli.Commands;
 
@@ -40,6 +41,9 @@ public sealed class SealCommand : Command
             Parent = args.Get("parent") is { } parentDir ? ParentOf(parentDir) : null,
             Sync = !args.Has("no-sync"),
         };
+        // Keyed page hashes on this node let a later `sealpoint pack` of the same lineage upload only changed memory.
+        using var pageIndex = NodePageIndex.TryStart(output.Warn);
+        options = options with { PageObserver = pageIndex?.Recorder };
         var clock = Stopwatch.StartNew();
         string? outDir = args.Get("out");
         if (outDir is not null && args.Has("in-place")) throw UsageError("--in-place and --out exclude each other", "give one of them");
@@ -47,6 +51,7 @@ public sealed class SealCommand : Command
             : args.Has("in-place") ? CheckpointSealer.SealFilesInPlace(dir, options)
             : CheckpointSealer.SealInPlace(dir, options);
         clock.Stop();
+        pageIndex?.Save(envelope);
         long bytes = envelope.Files.Sum(f => f.Size ?? 0);
         if (output.IsJson)
             output.WriteJson(new JsonObject

@@ -225,7 +225,7 @@ public sealed class SealedCheckpoint : IDisposable
 }
 
 /// <summary>Reads a plaintext file and fails at its end unless size and SHA-256 match the envelope.</summary>
-internal sealed class PlainVerifyingStream(Stream inner, FileEntry entry) : Stream
+internal sealed class PlainVerifyingStream(Stream inner, FileEntry entry) : ReadOnlyStream
 {
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private long _read;
@@ -239,16 +239,8 @@ internal sealed class PlainVerifyingStream(Stream inner, FileEntry entry) : Stre
         return 0;
     }
 
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
     public override long Length => entry.Size ?? 0;
     public override long Position { get => _read; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -133,7 +133,7 @@ public sealed class SealedCheckpointWriter : IDisposable
         var header = NewHeader(SealedFileKind.Pages);
         // The side file holds the tags (no plaintext) until the final size places the tag table; removed at Commit.
         var sealer = new Streaming.ParallelPageSealer(CreateOutput(name), Path.Combine(Directory, name + ".sealpoint-tags"), header,
-            () => SealedFile.CreateCipher(_dataKey, header, name), pageThreads);
+            () => SealedFile.CreateCipher(_dataKey, header, name), pageThreads, PageVisitorFor(name));
         return new SealedFileStream(name, sealer, s => Record(name, SealedFileKind.Pages, ((Streaming.ParallelPageSealer)s).Finish()));
     }
 
@@ -243,7 +243,7 @@ public sealed class SealedCheckpointWriter : IDisposable
 }
 
 /// <summary>One file being written into a sealed checkpoint. <see cref="Commit"/> finishes it; disposing without it leaves it unfinished.</summary>
-public sealed class SealedFileStream : Stream
+public sealed class SealedFileStream : WriteOnlyStream
 {
     private readonly Stream _inner;
     private readonly Func<Stream, FileEntry> _commit;
@@ -267,15 +267,9 @@ public sealed class SealedFileStream : Stream
     public override void Write(byte[] buffer, int offset, int count) => _inner.Write(buffer, offset, count);
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default) => _inner.WriteAsync(buffer, ct);
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => _inner.WriteAsync(buffer, offset, count, ct);
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
     public override long Length => _inner.Length;
     public override long Position { get => _inner.Position; set => throw new NotSupportedException(); }
     public override void Flush() { }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
@@ -285,7 +279,7 @@ public sealed class SealedFileStream : Stream
 }
 
 /// <summary>Writes a plaintext file while hashing it, for the few files that stay plaintext.</summary>
-internal sealed class PlainWriteStream(Stream output) : Stream
+internal sealed class PlainWriteStream(Stream output) : WriteOnlyStream
 {
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private long _size;
@@ -303,16 +297,9 @@ internal sealed class PlainWriteStream(Stream output) : Stream
         _size += buffer.Length;
     }
 
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
     public override long Length => _size;
     public override long Position { get => _size; set => throw new NotSupportedException(); }
     public override void Flush() { }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -8,7 +8,7 @@ namespace Sealpoint.Core.Format;
 /// The expected plaintext size and digest come from the (already authenticated) envelope, so truncation,
 /// extension and a wrong last-chunk flag are all caught; the header has been checked by the caller.
 /// </summary>
-internal sealed class OpeningStream : Stream
+internal sealed class OpeningStream : VerifiedBlockReader
 {
     private readonly Stream _input;
     private readonly bool _ownsInput;
@@ -20,15 +20,12 @@ internal sealed class OpeningStream : Stream
     private readonly long _records;
     private readonly string _expectedDigest;
     private readonly byte[] _record;
-    private readonly byte[] _plain;
     private readonly IncrementalHash _digest = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private long _index;
-    private int _available;
-    private int _offset;
-    private long _position;
 
     public OpeningStream(Stream input, FileCipher cipher, SealedFileHeader header, ReadOnlySpan<byte> headerBytes,
         string name, long plaintextSize, string expectedDigest, bool ownsInput = true)
+        : base(header.ChunkSize)
     {
         _input = input;
         _ownsInput = ownsInput;
@@ -40,21 +37,10 @@ internal sealed class OpeningStream : Stream
         _records = SealedFile.RecordCount(_kind, plaintextSize);
         _expectedDigest = expectedDigest;
         _record = GC.AllocateUninitializedArray<byte>(_chunk + SealedFile.TagSize);
-        _plain = GC.AllocateUninitializedArray<byte>(_chunk);
         _digest.AppendData(headerBytes);
     }
 
-    public override int Read(Span<byte> buffer)
-    {
-        if (_offset == _available && !NextRecord()) return 0;
-        int n = Math.Min(buffer.Length, _available - _offset);
-        _plain.AsSpan(_offset, n).CopyTo(buffer);
-        _offset += n;
-        _position += n;
-        return n;
-    }
 
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) =>
         ValueTask.FromResult(Read(buffer.Span));
@@ -62,7 +48,7 @@ internal sealed class OpeningStream : Stream
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) =>
         Task.FromResult(Read(buffer.AsSpan(offset, count)));
 
-    private bool NextRecord()
+    protected override int NextBlock()
     {
         if (_index == _records)
         {
@@ -72,9 +58,9 @@ internal sealed class OpeningStream : Stream
             if (!CryptographicOperations.FixedTimeEquals(System.Text.Encoding.ASCII.GetBytes(digest), System.Text.Encoding.ASCII.GetBytes(_expectedDigest)))
                 throw new IntegrityException($"'{_name}' does not match the digest in the envelope");
             _index++;
-            return false;
+            return -1;
         }
-        if (_index > _records) return false;
+        if (_index > _records) return -1;
         bool last = _index == _records - 1;
         int len = (int)Math.Min(_chunk, _plaintextSize - _index * _chunk);
         var record = _record.AsSpan(0, len + SealedFile.TagSize);
@@ -82,32 +68,21 @@ internal sealed class OpeningStream : Stream
         if (got < record.Length)
             throw new IntegrityException($"'{_name}' is truncated: record {_index} of {_records} is incomplete");
         var tag = record[len..];
-        if (!_cipher.TryOpen(_index, last, record[..len], tag, _plain.AsSpan(0, len)))
+        if (!_cipher.TryOpen(_index, last, record[..len], tag, Plain.AsSpan(0, len)))
             throw new IntegrityException($"'{_name}' failed authentication at chunk {_index} (modified, reordered, truncated or from another checkpoint)");
         _digest.AppendData(tag);
         _index++;
-        _available = len;
-        _offset = 0;
-        return len > 0 || NextRecord();
+        return len;
     }
 
     private int ReadFully(Span<byte> dst) => _input.ReadAtLeast(dst, dst.Length, throwOnEndOfStream: false);
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
     public override long Length => _plaintextSize;
-    public override long Position { get => _position; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
         if (disposing)
         {
-            CryptographicOperations.ZeroMemory(_plain);
             _digest.Dispose();
             _cipher.Dispose();
             if (_ownsInput) _input.Dispose();

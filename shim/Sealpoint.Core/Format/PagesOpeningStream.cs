@@ -9,7 +9,7 @@ namespace Sealpoint.Core.Format;
 /// Reads a sealed page file in order, releasing each page only after its tag verified; tags are read block by block
 /// from the tag table, so memory stays bounded. At the end the tag table's digest must match the envelope.
 /// </summary>
-internal sealed class PagesOpeningStream : Stream
+internal sealed class PagesOpeningStream : VerifiedBlockReader
 {
     private const int PagesPerBlock = 256;
     private readonly SafeFileHandle _file;
@@ -18,16 +18,13 @@ internal sealed class PagesOpeningStream : Stream
     private readonly long _plaintextSize;
     private readonly long _pages;
     private readonly string _expectedDigest;
-    private readonly byte[] _plain = GC.AllocateUninitializedArray<byte>(PagesPerBlock * SealedFile.PageSize);
     private readonly byte[] _tags = new byte[PagesPerBlock * SealedFile.TagSize];
     private readonly IncrementalHash _digest = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private long _nextPage;
-    private int _available;
-    private int _offset;
-    private long _position;
     private bool _done;
 
     public PagesOpeningStream(SafeFileHandle file, FileCipher cipher, byte[] headerBytes, string name, long plaintextSize, string expectedDigest)
+        : base(PagesPerBlock * SealedFile.PageSize)
     {
         _file = file;
         _cipher = cipher;
@@ -38,58 +35,37 @@ internal sealed class PagesOpeningStream : Stream
         _digest.AppendData(headerBytes);
     }
 
-    public override int Read(Span<byte> buffer)
-    {
-        if (_offset == _available && !NextBlock()) return 0;
-        int n = Math.Min(buffer.Length, _available - _offset);
-        _plain.AsSpan(_offset, n).CopyTo(buffer);
-        _offset += n;
-        _position += n;
-        return n;
-    }
 
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
-    private bool NextBlock()
+    protected override int NextBlock()
     {
-        if (_done) return false;
+        if (_done) return -1;
         if (_nextPage == _pages)
         {
             _done = true;
             string digest = "sha256:" + Hex.Lower(_digest.GetHashAndReset());
             if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(digest), Encoding.ASCII.GetBytes(_expectedDigest)))
                 throw new IntegrityException($"'{_name}' does not match the digest in the envelope");
-            return false;
+            return -1;
         }
         int count = (int)Math.Min(PagesPerBlock, _pages - _nextPage);
         long plainOffset = _nextPage * SealedFile.PageSize;
         int plainLen = (int)Math.Min((long)count * SealedFile.PageSize, _plaintextSize - plainOffset);
         var tags = _tags.AsSpan(0, count * SealedFile.TagSize);
         PagesFile.ReadExactly(_file, tags, _plaintextSize + _nextPage * SealedFile.TagSize, _name);
-        PagesFile.ReadExactly(_file, _plain.AsSpan(0, plainLen), plainOffset, _name);
-        PagesFile.OpenBlock(_cipher, _nextPage, _plain.AsSpan(0, plainLen), tags, _name);
+        PagesFile.ReadExactly(_file, Plain.AsSpan(0, plainLen), plainOffset, _name);
+        PagesFile.OpenBlock(_cipher, _nextPage, Plain.AsSpan(0, plainLen), tags, _name);
         _digest.AppendData(tags);
         _nextPage += count;
-        _available = plainLen;
-        _offset = 0;
-        return true;
+        return plainLen;
     }
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
     public override long Length => _plaintextSize;
-    public override long Position { get => _position; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
         if (disposing)
         {
-            CryptographicOperations.ZeroMemory(_plain);
             _digest.Dispose();
             _cipher.Dispose();
             _file.Dispose();

@@ -7,7 +7,7 @@ namespace Sealpoint.Core.Format;
 /// Seals a memory image as it is written: ciphertext pages go out at their plaintext offsets, the 16-byte tags are
 /// kept (16 bytes per page, 4 MiB per GiB) and written after the last page, followed by the header.
 /// </summary>
-internal sealed class PagesSealingStream : Stream
+internal sealed class PagesSealingStream : WriteOnlyStream
 {
     private const int PagesPerBatch = 64;
     private const int PageSize = SealedFile.PageSize;
@@ -49,7 +49,6 @@ internal sealed class PagesSealingStream : Stream
         }
     }
 
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default)
     {
@@ -99,15 +98,9 @@ internal sealed class PagesSealingStream : Stream
         _filled = 0;
     }
 
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
     public override long Length => _plaintextSize;
     public override long Position { get => _plaintextSize; set => throw new NotSupportedException(); }
     public override void Flush() { }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

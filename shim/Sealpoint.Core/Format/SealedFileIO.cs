@@ -13,7 +13,8 @@ internal static class SealedFileIO
         if (header.Kind == SealedFileKind.Pages)
             return PagesFile.Seal(source, length, ((FileStream)destination).SafeFileHandle, header, newCipher, onPage);
         using var sealing = new SealingStream(destination, newCipher(), header, ownsOutput: false);
-        byte[] buffer = GC.AllocateUninitializedArray<byte>(1 << 20);
+        // Sized to the file: most images are small, and the buffer is wiped after use.
+        byte[] buffer = GC.AllocateUninitializedArray<byte>((int)Math.Clamp(length, 1, 1 << 20));
         try
         {
             for (long off = 0; off < length;)
@@ -40,7 +41,7 @@ internal static class SealedFileIO
         using var input = new FileStream(new SafeFileHandle(sealedHandle.DangerousGetHandle(), ownsHandle: false), FileAccess.Read, 1 << 16);
         input.Position = SealedFile.HeaderSize;
         using var opening = new OpeningStream(input, newCipher(), header, headerBytes, name, plaintextSize, digest, ownsInput: false);
-        byte[] buffer = GC.AllocateUninitializedArray<byte>(1 << 20);
+        byte[] buffer = GC.AllocateUninitializedArray<byte>((int)Math.Clamp(plaintextSize, 1, 1 << 20));
         try
         {
             long off = 0;

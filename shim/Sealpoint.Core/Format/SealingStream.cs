@@ -11,7 +11,7 @@ public sealed record SealedFileInfo(long PlaintextSize, long SealedSize, string 
 /// (one 64 KiB chunk is held back so that the last chunk can be flagged).
 /// Call <see cref="Finish"/> to seal the tail; disposing without it leaves an unfinished file that fails verification.
 /// </summary>
-internal sealed class SealingStream : Stream
+internal sealed class SealingStream : WriteOnlyStream
 {
     private readonly Stream _output;
     private readonly bool _ownsOutput;
@@ -58,7 +58,6 @@ internal sealed class SealingStream : Stream
         }
     }
 
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct)
     {
@@ -94,21 +93,15 @@ internal sealed class SealingStream : Stream
         _filled = 0;
     }
 
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
     public override long Length => _plaintextSize;
     public override long Position { get => _plaintextSize; set => throw new NotSupportedException(); }
     public override void Flush() { }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
         if (disposing)
         {
-            CryptographicOperations.ZeroMemory(_plain);
+            CryptographicOperations.ZeroMemory(_plain.AsSpan(0, _filled)); // sealed chunks were wiped as they went
             _digest.Dispose();
             _cipher.Dispose();
             if (_ownsOutput) _output.Dispose();

@@ -11,7 +11,7 @@ namespace Sealpoint.Core.Streaming;
 /// batch only after every page in it verified; the size and the digest (header, then every tag in page order) are
 /// checked at the end, as <see cref="PagesOpeningStream"/> does. Memory: <c>threads + 2</c> batches of 64 pages.
 /// </summary>
-internal sealed class ParallelPageOpener : Stream
+internal sealed class ParallelPageOpener : ReadOnlyStream
 {
     private const int BatchPages = 64;
 
@@ -87,7 +87,6 @@ internal sealed class ParallelPageOpener : Stream
         return n;
     }
 
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     private void FinishChecks()
     {
@@ -148,15 +147,8 @@ internal sealed class ParallelPageOpener : Stream
         finally { cipher.Dispose(); }
     }
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
     public override long Length => _plaintextSize;
     public override long Position { get => _position; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

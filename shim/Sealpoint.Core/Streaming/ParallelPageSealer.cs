@@ -15,10 +15,11 @@ namespace Sealpoint.Core.Streaming;
 /// <see cref="PagesSealingStream"/>. Memory: <see cref="Batches"/> batches of <see cref="BatchPages"/> pages, whatever
 /// the image's size; a writer that gets ahead waits for a free batch, which is how CRIU's pipe is throttled.
 /// </summary>
-internal sealed class ParallelPageSealer : Stream
+internal sealed class ParallelPageSealer : WriteOnlyStream
 {
     public const int BatchPages = 64;
 
+    private readonly PageVisitor? _onPage;
     private readonly FileStream _output;
     private readonly string _tagsPath;
     private readonly FileStream _tagsFile;
@@ -42,8 +43,10 @@ internal sealed class ParallelPageSealer : Stream
 
     public int Batches { get; }
 
-    public ParallelPageSealer(FileStream output, string tagsPath, SealedFileHeader header, Func<FileCipher> newCipher, int threads)
+    public ParallelPageSealer(FileStream output, string tagsPath, SealedFileHeader header, Func<FileCipher> newCipher, int threads,
+        PageVisitor? onPage = null)
     {
+        _onPage = onPage;
         if (header.Kind != SealedFileKind.Pages) throw new ArgumentException("page images only", nameof(header));
         _output = output;
         _tagsPath = tagsPath;
@@ -72,7 +75,6 @@ internal sealed class ParallelPageSealer : Stream
         }
     }
 
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
     /// <summary>Free space of the current batch, to read into directly (saves a copy); then call <see cref="Advance"/>.</summary>
     public Span<byte> GetWriteBuffer()
@@ -160,6 +162,7 @@ internal sealed class ParallelPageSealer : Stream
                     for (int off = 0; off < batch.Filled; off += SealedFile.PageSize, count++)
                     {
                         var page = batch.Pages.AsSpan(off, Math.Min(SealedFile.PageSize, batch.Filled - off));
+                        _onPage?.Invoke(firstPage + count, page);
                         cipher.Seal(firstPage + count, false, page, page, batch.Tags.AsSpan(count * SealedFile.TagSize, SealedFile.TagSize));
                     }
                 }
@@ -213,15 +216,9 @@ internal sealed class ParallelPageSealer : Stream
         try { File.Delete(_tagsPath); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
     public override long Length => _plaintextSize;
     public override long Position { get => _plaintextSize; set => throw new NotSupportedException(); }
     public override void Flush() { }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

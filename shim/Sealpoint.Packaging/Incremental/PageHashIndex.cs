@@ -1,3 +1,4 @@
+using Sealpoint.Core.Crypto;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
@@ -103,16 +104,22 @@ public sealed class PageHashRecorder : IPageObserver, IDisposable
 {
     private readonly byte[] _key;
     private readonly ConcurrentDictionary<string, FileHashes> _files = new(StringComparer.Ordinal);
+    // The sealer calls OnPage from several threads at once; a fingerprint instance is per thread.
+    private readonly ThreadLocal<PageFingerprint> _fingerprint;
 
-    public PageHashRecorder(byte[] key) => _key = key.ToArray();
+    public PageHashRecorder(byte[] key)
+    {
+        _key = key.ToArray();
+        _fingerprint = new ThreadLocal<PageFingerprint>(() => new PageFingerprint(_key), trackAllValues: true);
+    }
 
     public static PageHashRecorder ForNode(NodeState state) => new(state.PageHashKey());
 
     public void OnPage(string file, long index, ReadOnlySpan<byte> plaintext)
     {
-        Span<byte> mac = stackalloc byte[32];
-        HMACSHA256.HashData(_key, plaintext, mac);
-        _files.GetOrAdd(file, _ => new FileHashes()).Set(index, mac[..PageHashIndex.HashSize]);
+        Span<byte> fingerprint = stackalloc byte[PageFingerprint.Size];
+        _fingerprint.Value!.Hash(plaintext, fingerprint); // the PRP step is applied per file in Build
+        _files.GetOrAdd(file, _ => new FileHashes()).Set(index, fingerprint);
     }
 
     /// <summary>The index for a sealed checkpoint: only memory images whose every page was seen are included.</summary>
@@ -123,7 +130,11 @@ public sealed class PageHashRecorder : IPageObserver, IDisposable
         {
             long pages = SealedPageCodec.PageCount(f.Size ?? 0);
             if (pages == 0) { files[f.Name] = []; continue; }
-            if (_files.TryGetValue(f.Name, out var h) && h.Complete(pages, out var bytes)) files[f.Name] = bytes;
+            if (_files.TryGetValue(f.Name, out var h) && h.Complete(pages, out var bytes))
+            {
+                _fingerprint.Value!.Finish(bytes);
+                files[f.Name] = bytes;
+            }
         }
         return new PageHashIndex(envelope.CheckpointId, files);
     }
@@ -137,7 +148,12 @@ public sealed class PageHashRecorder : IPageObserver, IDisposable
         return index;
     }
 
-    public void Dispose() => CryptographicOperations.ZeroMemory(_key);
+    public void Dispose()
+    {
+        foreach (var f in _fingerprint.Values) f.Dispose();
+        _fingerprint.Dispose();
+        CryptographicOperations.ZeroMemory(_key);
+    }
 
     private sealed class FileHashes
     {

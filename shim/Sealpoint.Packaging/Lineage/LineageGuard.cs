@@ -88,15 +88,19 @@ public sealed class LineageGuard(NodeState state)
         return verdict;
     }
 
-    /// <summary>Records the checkpoint as seen. The recorded generation never decreases.</summary>
-    public void Record(Envelope authenticated)
+    /// <summary>
+    /// Records the checkpoint as seen. The recorded generation never decreases, except when an operator forced an
+    /// older or diverging checkpoint (<paramref name="forced"/>): it then becomes the lineage's reference, so that the
+    /// runtime restores what the operator chose and refuses anything older than that.
+    /// </summary>
+    public void Record(Envelope authenticated, bool forced = false)
     {
         state.EnsureDirectory();
         using (state.Lock("lineages"))
         {
             var file = Read();
             var seen = file.Lineages.GetValueOrDefault(authenticated.LineageId);
-            if (seen is not null && authenticated.Generation < seen.Generation) return;
+            if (seen is not null && authenticated.Generation < seen.Generation && !forced) return;
             file.Lineages[authenticated.LineageId] = new LineageRecord
             {
                 Generation = authenticated.Generation, CheckpointId = authenticated.CheckpointId, ParentId = authenticated.ParentId,

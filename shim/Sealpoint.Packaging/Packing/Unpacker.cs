@@ -58,7 +58,7 @@ public static class Unpacker
             var result = await MaterializeAsync(store, reference, partial, partial, scratch.Path, options, ct).ConfigureAwait(false);
             if (Directory.Exists(directory)) Directory.Delete(directory);
             Directory.Move(partial, directory);
-            new LineageGuard(options.State).Record(result.Envelope);
+            new LineageGuard(options.State).Record(result.Envelope, forced: options.Force);
             return result with { Output = directory };
         }
         catch
@@ -101,7 +101,7 @@ public static class Unpacker
             if (File.Exists(partial)) File.Delete(partial);
             throw;
         }
-        new LineageGuard(options.State).Record(result.Envelope);
+        new LineageGuard(options.State).Record(result.Envelope, forced: options.Force);
         return result with { Output = archive };
     }
 
