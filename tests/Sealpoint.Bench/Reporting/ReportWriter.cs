@@ -41,9 +41,10 @@ public static class ReportWriter
         md.AppendLine("# Sealpoint benchmark report").AppendLine();
         md.AppendLine($"Run {run.Started:yyyy-MM-dd HH:mm zzz} to {run.Finished:HH:mm zzz} ({(run.Finished - run.Started).TotalMinutes:0.#} min), command `{run.CommandLine}`.");
         md.AppendLine($"Load average (1/5/15 min) at start {run.LoadBefore}, at end {run.LoadAfter} on {m.Cores} cores" +
-                      (IsBusy(run) ? " — **the machine was busy during this run: figures are noisy**." : "."));
+                      (IsBusy(run) ? " — **other work competed for the machine during this run: figures are noisy**." : " (no sign of competing work)."));
         if (run.LoadSamples.Count > 0)
-            md.AppendLine("Load average when each part started: " + string.Join("; ", run.LoadSamples.Select(l => $"{l.Where} {l.At:HH:mm} {l.Load}")) + ".");
+            md.AppendLine("Load average when each part started (it includes the benchmark's own work, up to about one per core): " +
+                          string.Join("; ", run.LoadSamples.Select(l => $"{l.Where} {l.At:HH:mm} {l.Load}")) + ".");
         if (run.Options.Quick) md.AppendLine().AppendLine("**Quick run** (`--quick`): tiny workloads, one repetition; it proves the benchmark works, its figures mean little and targets are not evaluated.");
         md.AppendLine();
         md.AppendLine("## Machine").AppendLine();
@@ -204,8 +205,16 @@ public static class ReportWriter
     private static string RatioOf(Summary? s, Summary? plain) => s is null || plain is null ? "" : Format.Ratio(s.Median / plain.Median);
     private static string OneLine(string s) => s.Split('\n')[0] + (s.Contains('\n') ? " (details in the console output)" : "");
 
-    private static bool IsBusy(RunInfo run) =>
-        run.LoadSamples.Any(l => double.TryParse(l.Load.Split(' ')[0], CultureInfo.InvariantCulture, out double v) && v > run.Machine.Cores * 0.75);
+    /// <summary>
+    /// Busy = other work competed: the load before the benchmark started anything was above half the cores, or at some
+    /// point above twice the cores (the benchmark's own work accounts for up to about one load unit per core).
+    /// </summary>
+    private static bool IsBusy(RunInfo run)
+    {
+        static double OneMinute(string load) => double.TryParse(load.Split(' ')[0], CultureInfo.InvariantCulture, out double v) ? v : 0;
+        return (run.LoadSamples.Count > 0 && OneMinute(run.LoadSamples[0].Load) > run.Machine.Cores * 0.5)
+               || run.LoadSamples.Any(l => OneMinute(l.Load) > run.Machine.Cores * 2);
+    }
 
     // ---------------- charts ----------------
 
