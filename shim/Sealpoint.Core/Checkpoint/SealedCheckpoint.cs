@@ -177,27 +177,27 @@ public sealed class SealedCheckpoint : IDisposable
             if (target is not null) File.CreateSymbolicLink(target, entry.Target!);
             return;
         }
+        if (target is null)
+        {
+            // Verification only: every kind through its verifying reader, into a wiped scratch buffer, never to disk.
+            using var reader = OpenFile(entry.Name);
+            byte[] scratch = GC.AllocateUninitializedArray<byte>((int)Math.Clamp(entry.Size ?? 0, 1, 1 << 20));
+            try { while (reader.Read(scratch) > 0) { } }
+            finally { CryptographicOperations.ZeroMemory(scratch); }
+            return;
+        }
         if (!entry.IsSealed)
         {
             using var verify = new PlainVerifyingStream(File.OpenRead(source), entry);
-            using var output = target is null ? Stream.Null : CreatePrivate(target);
+            using var output = CreatePrivate(target);
             verify.CopyTo(output);
             return;
         }
         using var handle = File.OpenHandle(source, FileMode.Open, FileAccess.Read, FileShare.Read);
         var (header, headerBytes) = ReadHeader(handle, entry);
-        Func<FileCipher> newCipher = () => SealedFile.CreateCipher(_dataKey, header, entry.Name);
-        if (target is null)
-        {
-            // Verification only: decrypt into a scratch buffer that is wiped, never written anywhere.
-            using var reader = OpenFile(entry.Name);
-            byte[] scratch = GC.AllocateUninitializedArray<byte>(1 << 20);
-            try { while (reader.Read(scratch) > 0) { } }
-            finally { CryptographicOperations.ZeroMemory(scratch); }
-            return;
-        }
         using var destination = CreatePrivate(target);
-        SealedFileIO.Open(handle, header, headerBytes, entry.Name, entry.Size!.Value, entry.Digest!, destination.SafeFileHandle, newCipher);
+        SealedFileIO.Open(handle, header, headerBytes, entry.Name, entry.Size!.Value, entry.Digest!, destination.SafeFileHandle,
+            () => SealedFile.CreateCipher(_dataKey, header, entry.Name));
     }
 
     private (SealedFileHeader, byte[]) ReadHeader(Microsoft.Win32.SafeHandles.SafeFileHandle handle, FileEntry entry)
