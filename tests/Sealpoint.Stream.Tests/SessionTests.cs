@@ -140,36 +140,9 @@ public class SessionTests(StreamTestPki keys) : IClassFixture<StreamTestPki>
         byte[] core = RandomNumberGenerator.GetBytes(300_000);
         string sealedDir = SealFiles(dir, ("core-1.img", core));
         // Flip one byte in the third 64 KiB chunk.
-        using (var f = new FileStream(Path.Combine(sealedDir, "core-1.img"), FileMode.Open, FileAccess.ReadWrite))
-        {
-            f.Position = 64 + 2 * (65536 + 16) + 100;
-            int b = f.ReadByte();
-            f.Position--;
-            f.WriteByte((byte)(b ^ 1));
-        }
-        using var identity = keys.Identity("node-a");
-        using var checkpoint = SealedCheckpoint.Open(sealedDir, identity);
-        bool failureHandled = false;
-        bool failureHandledBeforeEnd = false;
-        using var session = new ServeSession(checkpoint, dir.File("serve.sock")) { OnFailure = _ => Volatile.Write(ref failureHandled, true) };
-        session.Start();
-        using var criu = new StreamerConnection(UnixListener.Connect(dir.File("serve.sock")));
-        criu.SendRequest("core-1.img");
-        Assert.True(criu.ReadReply());
-        var (read, write) = OwnedFd.CreatePipe();
-        criu.Socket.SendFd(write.Fd);
-        write.Dispose();
-        var received = new MemoryStream();
-        var buffer = new byte[65536];
-        using (read)
-        {
-            int n;
-            while ((n = read.ReadSome(buffer, null, 10_000, "core-1.img")) > 0) received.Write(buffer, 0, n);
-            // CRIU would be dead by now: the failure handler ran before the pipe was closed.
-            failureHandledBeforeEnd = Volatile.Read(ref failureHandled);
-        }
+        var (received, failureHandledBeforeEnd, failure) = ServeTampered(dir, sealedDir, "core-1.img", 64 + 2 * (65536 + 16) + 100);
         Assert.True(failureHandledBeforeEnd, "the pipe ended before the failure was handled (CRIU could take a cut-short image as complete)");
-        var e = Assert.IsType<IntegrityException>(session.Failure);
+        var e = Assert.IsType<IntegrityException>(failure);
         Assert.Contains("chunk 2", e.Message);
         // Only the two verified chunks were released.
         Assert.Equal(2 * 65536, received.Length);
@@ -182,20 +155,34 @@ public class SessionTests(StreamTestPki keys) : IClassFixture<StreamTestPki>
         using var dir = TempDir.Create("stream-tamper-pages");
         byte[] pages = RandomNumberGenerator.GetBytes(4 * 1024 * 1024);
         string sealedDir = SealFiles(dir, ("pages-1.img", pages));
-        using (var f = new FileStream(Path.Combine(sealedDir, "pages-1.img"), FileMode.Open, FileAccess.ReadWrite))
+        // Page 700 (pages sit at their plaintext offsets), in the 11th batch of 64.
+        var (received, handledBeforeEnd, failure) = ServeTampered(dir, sealedDir, "pages-1.img", 700L * 4096 + 10);
+        Assert.True(handledBeforeEnd, "the pipe ended before the failure was handled");
+        Assert.Contains("failed authentication at page 700", Assert.IsType<IntegrityException>(failure).Message);
+        Assert.True(received.Length <= 700 * 4096, $"{received.Length} bytes released, beyond the bad page");
+        Assert.True(pages.AsSpan(0, (int)received.Length).SequenceEqual(received.ToArray()));
+    }
+
+    /// <summary>
+    /// Flips one byte of a sealed image, serves the image to a stand-in for CRIU and drains the pipe. Returns what was
+    /// released, whether the failure was handled before the pipe ended (CRIU must never see a clean end), and the failure.
+    /// </summary>
+    private (MemoryStream Received, bool HandledBeforeEnd, Exception? Failure) ServeTampered(TempDir dir, string sealedDir, string name, long flipAt)
+    {
+        using (var f = new FileStream(Path.Combine(sealedDir, name), FileMode.Open, FileAccess.ReadWrite))
         {
-            f.Position = 700L * 4096 + 10; // page 700 (pages sit at their plaintext offsets), in the 11th batch of 64
+            f.Position = flipAt;
             int b = f.ReadByte();
             f.Position--;
             f.WriteByte((byte)(b ^ 1));
         }
         using var identity = keys.Identity("node-a");
         using var checkpoint = SealedCheckpoint.Open(sealedDir, identity);
-        bool handled = false, handledBeforeEnd = false;
+        bool handled = false, handledBeforeEnd;
         using var session = new ServeSession(checkpoint, dir.File("serve.sock")) { OnFailure = _ => Volatile.Write(ref handled, true) };
         session.Start();
         using var criu = new StreamerConnection(UnixListener.Connect(dir.File("serve.sock")));
-        criu.SendRequest("pages-1.img");
+        criu.SendRequest(name);
         Assert.True(criu.ReadReply());
         var (read, write) = OwnedFd.CreatePipe();
         criu.Socket.SendFd(write.Fd);
@@ -205,13 +192,10 @@ public class SessionTests(StreamTestPki keys) : IClassFixture<StreamTestPki>
         using (read)
         {
             int n;
-            while ((n = read.ReadSome(buffer, null, 10_000, "pages")) > 0) received.Write(buffer, 0, n);
+            while ((n = read.ReadSome(buffer, null, 10_000, name)) > 0) received.Write(buffer, 0, n);
             handledBeforeEnd = Volatile.Read(ref handled);
         }
-        Assert.True(handledBeforeEnd, "the pipe ended before the failure was handled");
-        Assert.Contains("failed authentication at page 700", Assert.IsType<IntegrityException>(session.Failure).Message);
-        Assert.True(received.Length <= 700 * 4096, $"{received.Length} bytes released, beyond the bad page");
-        Assert.True(pages.AsSpan(0, (int)received.Length).SequenceEqual(received.ToArray()));
+        return (received, handledBeforeEnd, session.Failure);
     }
 
     private static byte[] Fetch(StreamerConnection criu, string name)
