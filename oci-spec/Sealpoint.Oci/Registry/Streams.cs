@@ -1,3 +1,4 @@
+using Sealpoint.Oci.Content;
 namespace Sealpoint.Oci.Registry;
 
 /// <summary>A cancellation source that fires when nothing happened for <c>idle</c>: re-armed on every kick.</summary>
@@ -27,7 +28,7 @@ internal sealed class Watchdog : IDisposable
 }
 
 /// <summary>Reads at most <c>length</c> bytes of an inner stream, counting them, kicking a watchdog and reporting progress.</summary>
-internal sealed class CountingReadStream(Stream inner, long length, Watchdog? watchdog, Action<long>? onRead) : Stream
+internal sealed class CountingReadStream(Stream inner, long length, Watchdog? watchdog, Action<long>? onRead) : ForwardReadStream
 {
     private long _read;
 
@@ -58,16 +59,8 @@ internal sealed class CountingReadStream(Stream inner, long length, Watchdog? wa
     }
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
     public override long Length => length;
     public override long Position { get => _read; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
@@ -80,7 +73,7 @@ internal sealed class CountingReadStream(Stream inner, long length, Watchdog? wa
 /// A response body read under a stall watchdog: each read gets the watchdog's token, so a server that stops
 /// sending fails the read instead of hanging it. Disposes the response with the stream.
 /// </summary>
-internal sealed class GuardedResponseStream(Stream inner, HttpResponseMessage response, Watchdog watchdog, string what, Action<long>? onRead) : Stream
+internal sealed class GuardedResponseStream(Stream inner, HttpResponseMessage response, Watchdog watchdog, string what, Action<long>? onRead) : ForwardReadStream
 {
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
     {
@@ -102,16 +95,8 @@ internal sealed class GuardedResponseStream(Stream inner, HttpResponseMessage re
     }
 
     public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
     public override long Length => throw new NotSupportedException();
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
