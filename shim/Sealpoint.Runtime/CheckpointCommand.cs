@@ -24,6 +24,7 @@ public static class CheckpointCommand
 
     public static int Run(RuncArguments args, NodeConfig config)
     {
+        var timer = new PhaseTimer();
         var runc = new RealRunc(config);
         if (args.Problem is not null || args.ContainerId is not { } id)
             throw new SealpointException(ErrorKind.Usage,
@@ -37,10 +38,12 @@ public static class CheckpointCommand
         string bundle = state.RootElement.TryGetProperty("bundle", out var b) && b.GetString() is { Length: > 0 } bs
             ? bs
             : throw new SealpointException(ErrorKind.External, $"runc state of {id} names no bundle", "check the runc version");
+        timer.Mark("runc state");
         var decision = SealingPolicy.Decide(ContainerBundle.ReadAnnotations(bundle), config);
         if (!decision.Seal) return runc.Exec(args.Tokens); // not sealed: runc does exactly what the engine asked
 
         var recipients = SealingPolicy.LoadRecipients(decision, config);
+        timer.Mark("policy and recipient certificates");
         bool preDump = args.IsSet("pre-dump");
         if (args.IsSet("lazy-pages") || args.Value("page-server") is not null)
             throw new SealpointException(ErrorKind.Policy,
@@ -54,7 +57,7 @@ public static class CheckpointCommand
             throw new SealpointException(ErrorKind.Usage, $"the image path {imagePath} holds files that are not a checkpoint",
                 "give an empty or new --image-path (or one holding an earlier checkpoint, which is then replaced)");
 
-        var staging = new Staging(config.Staging);
+        var staging = new Staging(config.Staging, config.StagingHugePages);
         var staged = new StagedImages(staging.Create(id, preDump ? "pre-dump" : "checkpoint"));
         bool keep = false;
         try
@@ -67,7 +70,9 @@ public static class CheckpointCommand
             ParentCheckpoint? parent = StageParent(args, config, staged, imagePath) ?? lineages.ParentFor(id);
 
             // 2. runc dumps into staging, with every other flag as the engine gave it.
+            timer.Mark("staging");
             int exit = runc.Run(args.WithCommandValue("image-path", plain));
+            timer.Mark("runc checkpoint");
             if (exit != 0)
             {
                 // A dump that completed (inventory.img is written last) of a container that is gone is the container's
@@ -90,8 +95,10 @@ public static class CheckpointCommand
                 using var pageIndex = NodePageIndex.TryStart(warning => Console.Error.WriteLine($"sealpoint-runc: warning: {warning}"));
                 var options = Options(decision, recipients, parent, id) with { PageObserver = pageIndex?.Recorder };
                 var envelope = !replace ? CheckpointSealer.SealDirectory(plain, imagePath, options) : ReplaceWithSealed(plain, imagePath, options);
+                timer.Mark("seal");
                 pageIndex?.Save(envelope);
                 if (!preDump) RememberLineage(lineages, id, envelope);
+                timer.Mark("page index and lineage");
             }
             catch (Exception e) when (e is SealpointException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
             {
@@ -106,6 +113,7 @@ public static class CheckpointCommand
         finally
         {
             if (!keep) staged.Wipe();
+            timer.Mark("wipe staging");
         }
     }
 

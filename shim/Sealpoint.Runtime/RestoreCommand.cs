@@ -22,6 +22,7 @@ public static class RestoreCommand
 
     public static int Run(RuncArguments args, NodeConfig config)
     {
+        var timer = new PhaseTimer();
         var runc = new RealRunc(config);
         // A command line we cannot follow (e.g. podman's probe `restore --lsm-mount-context`): runc answers it.
         if (args.Problem is not null || args.ContainerId is not { } id) return runc.Exec(args.Tokens);
@@ -35,7 +36,7 @@ public static class RestoreCommand
 
         // Everything is opened and verified before runc runs: a wrong key or a damaged checkpoint restores nothing.
         using var identity = LoadIdentity(config, "open sealed checkpoints");
-        var staging = new Staging(config.Staging);
+        var staging = new Staging(config.Staging, config.StagingHugePages);
         var staged = new StagedImages(staging.Create(id, "restore"));
         string marker = Path.Combine(staging.ContainerDir(id), Staging.RestoringMarker);
         try
@@ -43,21 +44,29 @@ public static class RestoreCommand
             File.WriteAllText(marker, "");
             // Rollback and fork protection (docs/registry.md): judged on the authenticated envelope, before decrypting.
             var lineage = new LineageGuard(NodeState.FromEnvironment());
+            timer.Mark("identity and staging");
             var restored = staged.OpenChain(imagePath, identity, config.AllowPlaintextRestore, envelope => lineage.Check(envelope, force: false));
+            timer.Mark("verify and decrypt");
             // Recorded before runc runs: a failed restore then still refuses older generations, never fewer.
             lineage.Record(restored);
             // The restored container's next checkpoint continues this lineage.
             new ContainerLineages(NodeState.FromEnvironment()).Record(id, restored);
             string plain = staged.Mirror(imagePath);
             var arguments = args.WithCommandValue("image-path", plain);
+            timer.Mark("lineage");
             if (args.IsSet("detach", "d") || args.IsSet("lazy-pages"))
-                return runc.Run(arguments);
+            {
+                int exit = runc.Run(arguments);
+                timer.Mark("runc restore");
+                return exit;
+            }
             // Without --detach runc stays until the container exits; wipe staging as soon as it runs.
             return runc.Run(arguments, process => WipeWhenRunning(runc, args, id, process, () => !StagedImages.MountsUnder(staged.Directory).Any() && Cleanup(marker, staged)));
         }
         finally
         {
             Cleanup(marker, staged);
+            timer.Mark("wipe staging");
         }
     }
 

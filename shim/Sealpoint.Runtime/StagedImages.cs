@@ -1,5 +1,6 @@
 using Sealpoint.Core;
 using Sealpoint.Core.Checkpoint;
+using Sealpoint.Core.Config;
 using Sealpoint.Core.Format;
 using Sealpoint.Core.Keys;
 
@@ -96,12 +97,14 @@ public sealed class StagedImages(string directory)
     /// </summary>
     public bool Wipe()
     {
-        if (MountsUnder(Directory).FirstOrDefault() is { } mount)
+        // The operation's own private tmpfs (Staging) is mounted at Directory itself; anything else is CRIU's.
+        string self = Path.GetFullPath(Directory).TrimEnd('/');
+        if (MountsUnder(Directory).FirstOrDefault(m => m != self) is { } mount)
         {
             RuncLog.Warning(null, $"{mount} is still mounted inside staging; {Directory} is left in memory (tmpfs) for now: remove it once unmounted");
             return false;
         }
-        FileSystem.RemoveTree(Directory);
+        Staging.RemoveOperation(Directory);
         string? containerDir = Path.GetDirectoryName(Directory);
         try
         {

@@ -24,6 +24,8 @@ public sealed record NodeConfig
     public string? Criu { get; init; }
     /// <summary>Memory-backed folder for plaintext images between CRIU and sealing.</summary>
     public string Staging { get; init; } = DefaultStaging;
+    /// <summary>Each operation's staging is a private tmpfs with huge pages (when the process may mount).</summary>
+    public bool StagingHugePages { get; init; } = true;
 
     // [keys]
     public string PkiRoot { get; init; } = Keys.Pki.DefaultRoot;
@@ -72,7 +74,7 @@ public sealed record NodeConfig
 
     private static readonly IReadOnlyDictionary<string, IReadOnlyDictionary<string, TomlKind>> Schema = new Dictionary<string, IReadOnlyDictionary<string, TomlKind>>
     {
-        ["runtime"] = new Dictionary<string, TomlKind> { ["runc"] = TomlKind.String, ["criu"] = TomlKind.String, ["staging"] = TomlKind.String },
+        ["runtime"] = new Dictionary<string, TomlKind> { ["runc"] = TomlKind.String, ["criu"] = TomlKind.String, ["staging"] = TomlKind.String, ["staging_huge_pages"] = TomlKind.Boolean },
         ["keys"] = new Dictionary<string, TomlKind>
         {
             ["pki"] = TomlKind.String, ["identity"] = TomlKind.String, ["recipients"] = TomlKind.StringArray, ["always_recipients"] = TomlKind.StringArray,
@@ -118,6 +120,7 @@ public sealed record NodeConfig
         if (Get("runtime", "runc") is { } runc) config = config with { Runc = AbsolutePath(src, runc, "runtime", "runc", plainForLauncher: true) };
         if (Get("runtime", "criu") is { } criu) config = config with { Criu = AbsolutePath(src, criu, "runtime", "criu") };
         if (Get("runtime", "staging") is { } staging) config = config with { Staging = AbsolutePath(src, staging, "runtime", "staging").TrimEnd('/') };
+        if (Get("runtime", "staging_huge_pages") is { } huge) config = config with { StagingHugePages = huge.Boolean };
         if (Get("keys", "pki") is { } pki) config = config with { PkiRoot = AbsolutePath(src, pki, "keys", "pki") };
         if (Get("keys", "identity") is { } identity)
         {

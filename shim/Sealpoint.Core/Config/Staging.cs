@@ -10,9 +10,15 @@ namespace Sealpoint.Core.Config;
 /// opening and CRIU (restore). It must be memory-backed, so plaintext never reaches a disk, and private
 /// (0700, owned by this user, not a symlink), because it sits in world-writable /dev/shm by default.
 /// Layout: ROOT/CONTAINER-ID/OPERATION-RANDOM/ — so the hook can wipe a stopped container's leftovers.
+/// Each operation's folder is, when the process may mount, a private tmpfs with transparent huge pages: CRIU writes
+/// and Sealpoint reads a 1 GiB dump there much faster than through 4 KiB pages (this machine: allocating 1 GiB of
+/// 4 KiB tmpfs pages takes ~0.35 s, of 2 MiB pages ~0.1 s), and unmounting frees it at once (docs/design.md).
 /// </summary>
-public sealed partial class Staging(string root)
+public sealed partial class Staging(string root, bool hugePages = false)
 {
+    /// <summary>The source name of the per-operation mounts in /proc/self/mountinfo.</summary>
+    public const string MountSource = "sealpoint-staging";
+
     /// <summary>Written into a staging folder that holds a dump which could not be sealed: never wiped automatically.</summary>
     public const string PendingMarker = "sealpoint-pending.json";
     /// <summary>Present in ROOT/CONTAINER-ID while sealpoint-runc restores that container (the hook then skips recipient checks).</summary>
@@ -63,7 +69,51 @@ public sealed partial class Staging(string root)
         CheckPrivate(containerDir);
         string dir = Path.Combine(containerDir, $"{operation}-{DateTime.UtcNow:yyyyMMddTHHmmss}-{Hex.Lower(RandomNumberGenerator.GetBytes(4))}");
         Directory.CreateDirectory(dir, Private);
+        if (hugePages) TryMountPrivateTmpfs(dir);
         return dir;
+    }
+
+    /// <summary>
+    /// Mounts a private tmpfs (0700, huge=always, nosuid, nodev) on <paramref name="dir"/>. Without the right to mount
+    /// (rootless) or without huge-page tmpfs in the kernel, the folder stays a plain folder of the (memory-backed) root:
+    /// slower, equally private.
+    /// </summary>
+    private static bool TryMountPrivateTmpfs(string dir)
+    {
+        if (mount(MountSource, dir, "tmpfs", MsNoSuid | MsNoDev, "mode=0700,huge=always") != 0) return false;
+        if (!FileSystem.IsMemoryBacked(dir))
+        {
+            Unmount(dir);
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>True when <paramref name="dir"/> is itself a mount point (its own device differs from its parent's).</summary>
+    public static bool IsMountPoint(string dir)
+    {
+        var self = new byte[256];
+        var parent = new byte[256];
+        if (lstat(dir, self) != 0 || lstat(Path.GetDirectoryName(Path.GetFullPath(dir).TrimEnd('/')) ?? "/", parent) != 0) return false;
+        return BitConverter.ToUInt64(self, 0) != BitConverter.ToUInt64(parent, 0); // st_dev
+    }
+
+    /// <summary>
+    /// Unmounts an operation's private tmpfs, which frees its pages at once; lazily when a file in it is still open
+    /// (the pages are then freed when the last one closes). Returns false when it is not a mount point.
+    /// </summary>
+    public static bool Unmount(string dir)
+    {
+        if (!IsMountPoint(dir)) return false;
+        if (umount2(dir, 0) == 0) return true;
+        return umount2(dir, MntDetach) == 0;
+    }
+
+    /// <summary>Removes an operation's folder: its private mount (if any) first, then what is left.</summary>
+    public static void RemoveOperation(string dir)
+    {
+        Unmount(dir);
+        FileSystem.RemoveTree(dir);
     }
 
     public string ContainerDir(string containerId)
@@ -90,7 +140,8 @@ public sealed partial class Staging(string root)
         foreach (var entry in new DirectoryInfo(containerDir).EnumerateFileSystemInfos())
         {
             if (entry is DirectoryInfo d && d.LinkTarget is null && File.Exists(Path.Combine(d.FullName, PendingMarker))) { kept.Add(d.FullName); continue; }
-            FileSystem.RemoveTree(entry.FullName);
+            if (entry is DirectoryInfo { LinkTarget: null }) RemoveOperation(entry.FullName);
+            else FileSystem.RemoveTree(entry.FullName);
         }
         if (kept.Count == 0) FileSystem.RemoveTree(containerDir);
         return kept;
@@ -98,6 +149,15 @@ public sealed partial class Staging(string root)
 
     [LibraryImport("libc", EntryPoint = "lstat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int lstat(string path, byte[] buf);
+
+    private const ulong MsNoSuid = 2, MsNoDev = 4;
+    private const int MntDetach = 2;
+
+    [LibraryImport("libc", EntryPoint = "mount", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int mount(string source, string target, string fsType, ulong flags, string data);
+
+    [LibraryImport("libc", EntryPoint = "umount2", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int umount2(string target, int flags);
 
     [LibraryImport("libc", EntryPoint = "geteuid")]
     private static partial uint geteuid();

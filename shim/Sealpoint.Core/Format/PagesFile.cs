@@ -13,7 +13,7 @@ namespace Sealpoint.Core.Format;
 /// <summary>Called with each page's plaintext while a page file is sealed (any thread, any order).</summary>
 internal delegate void PageVisitor(long index, ReadOnlySpan<byte> plaintext);
 
-internal static class PagesFile
+internal static partial class PagesFile
 {
     private const int PagesPerBlock = 256;
     private const int PageSize = SealedFile.PageSize;
@@ -25,24 +25,79 @@ internal static class PagesFile
     {
         long pages = SealedFile.RecordCount(SealedFileKind.Pages, length);
         byte[] tags = new byte[pages * TagSize];
+        if (source.DangerousGetHandle() == destination.DangerousGetHandle() && pages > PagesPerBlock)
+        {
+            // In place: room for the tag table and header first, so that a full file system fails before any page
+            // is encrypted; then the pages are encrypted in the mapped page cache where they are.
+            Reserve(destination, length, SealedFile.SealedSize(SealedFileKind.Pages, length) - length);
+            using var mapped = MappedPages.TryMap(destination, length, writable: true);
+            if (mapped is not null)
+            {
+                ForEachBlock(pages, newCipher, (firstPage, count, cipher, _) =>
+                {
+                    long offset = firstPage * PageSize;
+                    var block = mapped.Slice(offset, (int)Math.Min((long)count * PageSize, length - offset));
+                    for (int p = 0; p < count; p++)
+                    {
+                        var page = block.Slice(p * PageSize, Math.Min(PageSize, block.Length - p * PageSize));
+                        onPage?.Invoke(firstPage + p, page);
+                        cipher.Seal(firstPage + p, false, page, page, tags.AsSpan((int)((firstPage + p) * TagSize), TagSize));
+                    }
+                }, needsBuffer: false);
+                return WriteTail(destination, length, header, tags);
+            }
+        }
+        // A large source is read through a read-only mapping (one copy fewer); the ciphertext goes through a buffer.
+        using var mappedSource = pages > PagesPerBlock ? MappedPages.TryMap(source, length, writable: false) : null;
         ForEachBlock(pages, newCipher, (firstPage, count, cipher, buffer) =>
         {
             long offset = firstPage * PageSize;
-            var block = buffer.AsSpan(0, (int)Math.Min((long)count * PageSize, length - offset));
-            ReadExactly(source, block, offset, "source");
+            int blockLength = (int)Math.Min((long)count * PageSize, length - offset);
+            var block = buffer.AsSpan(0, blockLength);
+            ReadOnlySpan<byte> plain = block;
+            if (mappedSource is not null) plain = mappedSource.Slice(offset, blockLength);
+            else ReadExactly(source, block, offset, "source");
             for (int p = 0; p < count; p++)
             {
-                var page = block.Slice(p * PageSize, Math.Min(PageSize, block.Length - p * PageSize));
-                onPage?.Invoke(firstPage + p, page);
-                cipher.Seal(firstPage + p, false, page, page, tags.AsSpan((int)((firstPage + p) * TagSize), TagSize));
+                int start = p * PageSize, len = Math.Min(PageSize, blockLength - start);
+                onPage?.Invoke(firstPage + p, plain.Slice(start, len));
+                cipher.Seal(firstPage + p, false, plain.Slice(start, len), block.Slice(start, len), tags.AsSpan((int)((firstPage + p) * TagSize), TagSize));
             }
             RandomAccess.Write(destination, block, offset);
         });
+        return WriteTail(destination, length, header, tags);
+    }
+
+    private static SealedFileInfo WriteTail(SafeFileHandle destination, long length, SealedFileHeader header, byte[] tags)
+    {
         byte[] headerBytes = header.ToBytes();
         RandomAccess.Write(destination, tags, length);
         RandomAccess.Write(destination, headerBytes, length + tags.Length);
         return new SealedFileInfo(length, SealedFile.SealedSize(SealedFileKind.Pages, length), DigestOf(headerBytes, tags));
     }
+
+    /// <summary>
+    /// Extends a file of <paramref name="offset"/> bytes by <paramref name="count"/> allocated bytes. On failure the
+    /// file gets its old length back (its plaintext is untouched); a file system without fallocate is only extended.
+    /// </summary>
+    private static void Reserve(SafeFileHandle file, long offset, long count)
+    {
+        if (fallocate((int)file.DangerousGetHandle(), 0, offset, count) == 0) return;
+        int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+        if (errno is 95 /* EOPNOTSUPP */ or 38 /* ENOSYS */)
+        {
+            RandomAccess.SetLength(file, offset + count);
+            return;
+        }
+        RandomAccess.SetLength(file, offset);
+        throw new SealpointException(ErrorKind.Io, errno == 28
+                ? "no space left for the tag table of a page file sealed in place (nothing was encrypted)"
+                : $"cannot extend a page file to seal it in place (errno {errno}; nothing was encrypted)",
+            "free space on the file system of the image directory, or seal into another directory (--out)");
+    }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "fallocate", SetLastError = true)]
+    private static partial int fallocate(int fd, int mode, long offset, long length);
 
     /// <summary>
     /// Verifies and decrypts into <paramref name="destination"/>. The tag table is checked against the envelope's digest
@@ -101,7 +156,7 @@ internal static class PagesFile
 
     private delegate void BlockBody(long firstPage, int count, FileCipher cipher, byte[] buffer);
 
-    private static void ForEachBlock(long pages, Func<FileCipher> newCipher, BlockBody body)
+    private static void ForEachBlock(long pages, Func<FileCipher> newCipher, BlockBody body, bool needsBuffer = true)
     {
         long blocks = (pages + PagesPerBlock - 1) / PagesPerBlock;
         if (blocks <= 1)
@@ -116,7 +171,7 @@ internal static class PagesFile
         try
         {
             Parallel.For(0L, blocks, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount },
-                () => (Cipher: newCipher(), Buffer: GC.AllocateUninitializedArray<byte>(PagesPerBlock * PageSize)),
+                () => (Cipher: newCipher(), Buffer: needsBuffer ? GC.AllocateUninitializedArray<byte>(PagesPerBlock * PageSize) : []),
                 (block, _, w) =>
                 {
                     long first = block * PagesPerBlock;
