@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using Sealpoint.Core.Crypto;
 using Sealpoint.Core.Format;
@@ -28,10 +27,9 @@ internal sealed class ParallelPageSealer : WriteOnlyStream
     private readonly string _tagsPath;
     private readonly FileStream _tagsFile;
     private readonly byte[] _headerBytes;
-    private readonly BlockingCollection<Batch> _work = new();
-    private readonly BlockingCollection<Batch> _free = new();
+    private readonly WaitQueue _work = new();
+    private readonly WaitQueue _free = new();
     private readonly Thread[] _workers;
-    private readonly CancellationTokenSource _abort = new();
     private readonly IncrementalHash _digest = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private readonly Dictionary<long, Batch> _done = [];
     private readonly object _gate = new();
@@ -108,7 +106,7 @@ internal sealed class ParallelPageSealer : WriteOnlyStream
     {
         if (_result is not null) return _result;
         if (_current is { Filled: > 0 }) Submit();
-        _work.CompleteAdding();
+        _work.Complete();
         foreach (var w in _workers) w?.Join();
         ThrowIfFailed();
         if (_digested != _submitted)
@@ -139,8 +137,9 @@ internal sealed class ParallelPageSealer : WriteOnlyStream
             _allocated++;
             return new Batch();
         }
-        try { return _free.Take(_abort.Token); }
-        catch (OperationCanceledException) { ThrowIfFailed(); throw; }
+        if (_free.Take() is { } taken) return taken;
+        ThrowIfFailed();
+        throw new OperationCanceledException("the page sealer was closed");
     }
 
     private void Submit()
@@ -166,7 +165,7 @@ internal sealed class ParallelPageSealer : WriteOnlyStream
     {
         try
         {
-            foreach (var batch in _work.GetConsumingEnumerable(_abort.Token))
+            while (_work.Take() is { } batch)
             {
                 long firstPage = batch.Index * BatchPages;
                 int count = 0;
@@ -194,7 +193,7 @@ internal sealed class ParallelPageSealer : WriteOnlyStream
         catch (Exception e)
         {
             lock (_gate) _error ??= e;
-            _abort.Cancel();
+            Abort();
         }
         finally { cipher.Dispose(); }
     }
@@ -272,6 +271,13 @@ internal sealed class ParallelPageSealer : WriteOnlyStream
         _tagBuffered = 0;
     }
 
+    /// <summary>Wakes every thread waiting for a batch; they stop.</summary>
+    private void Abort()
+    {
+        _work.Cancel();
+        _free.Cancel();
+    }
+
     private void ThrowIfFailed()
     {
         Exception? e;
@@ -293,19 +299,73 @@ internal sealed class ParallelPageSealer : WriteOnlyStream
     {
         if (disposing)
         {
-            if (_result is null) _abort.Cancel();
-            _work.CompleteAdding();
+            if (_result is null) Abort();
+            _work.Complete();
             foreach (var w in _workers) w?.Join();
             // Batches not yet sealed still hold plaintext.
             while (_work.TryTake(out var queued)) CryptographicOperations.ZeroMemory(queued.Pages);
-            foreach (var b in _free.Concat(_done.Values).Append(_current))
+            foreach (var b in _free.Snapshot().Concat(_done.Values).Append(_current))
                 if (b is not null) CryptographicOperations.ZeroMemory(b.Pages);
             DeleteTags();
             _digest.Dispose();
             _output.Dispose();
-            _abort.Dispose();
         }
         base.Dispose(disposing);
+    }
+
+    /// <summary>
+    /// A queue whose waiters block at once (Monitor.Wait), where BlockingCollection's semaphore spins and yields first:
+    /// on two cores shared with CRIU that spinning takes CPU from the very thread being waited for.
+    /// </summary>
+    private sealed class WaitQueue
+    {
+        private readonly Queue<Batch> _items = new();
+        private bool _completed;
+        private bool _cancelled;
+
+        public void Add(Batch batch)
+        {
+            lock (_items)
+            {
+                _items.Enqueue(batch);
+                Monitor.Pulse(_items);
+            }
+        }
+
+        public bool TryTake(out Batch batch)
+        {
+            lock (_items) return _items.TryDequeue(out batch!);
+        }
+
+        /// <summary>The next batch; null once cancelled, or completed and empty.</summary>
+        public Batch? Take()
+        {
+            lock (_items)
+            {
+                while (true)
+                {
+                    if (_cancelled) return null;
+                    if (_items.TryDequeue(out var batch)) return batch;
+                    if (_completed) return null;
+                    Monitor.Wait(_items);
+                }
+            }
+        }
+
+        public void Complete()
+        {
+            lock (_items) { _completed = true; Monitor.PulseAll(_items); }
+        }
+
+        public void Cancel()
+        {
+            lock (_items) { _cancelled = true; Monitor.PulseAll(_items); }
+        }
+
+        public Batch[] Snapshot()
+        {
+            lock (_items) return [.. _items];
+        }
     }
 
     private sealed class Batch
