@@ -271,29 +271,50 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
         Assert.Equal(4, stranger.ExitCode);
         Assert.Contains("recipient", stranger.StandardError);
 
-        FlipByteIn(images, "pages-");
-        var tampered = SealpointCli.Run("restore", "-D", images, "--key", pki.Key("node-a"), "-d", "--work-dir", dir.Dir("w3"));
-        Assert.Equal(5, tampered.ExitCode);
-        Assert.Contains("failed authentication", tampered.StandardError);
-        foreach (var w in new[] { "w1", "w2", "w3" })
-            Assert.False(File.Exists(Path.Combine(dir.File(w), "restore.log")), $"CRIU ran for a refused restore ({w})");
+        // The default pre-check refuses a modified tag table or metadata file, and --verify-first a modified page,
+        // each before CRIU starts (so CRIU writes no log into that work directory).
+        var refused = new List<string>();
+        void AssertRefusedBeforeCriu(string label, Action<string> tamper, string expected, params string[] extra)
+        {
+            string copy = CopyImages(images, dir.File("copy-" + label));
+            tamper(copy);
+            string work = dir.Dir("w-" + label);
+            var r = SealpointCli.Run(["restore", "-D", copy, "--key", pki.Key("node-a"), "-d", "--work-dir", work, .. extra]);
+            Assert.True(r.ExitCode == 5, $"{label}: {r.Describe()}");
+            Assert.Contains(expected, r.StandardError);
+            Assert.Contains("Fix:", r.StandardError);
+            refused.Add(work);
+        }
+        AssertRefusedBeforeCriu("tag-table", c => FlipTagByteIn(c), "does not match the digest in the envelope");
+        AssertRefusedBeforeCriu("metadata", c => FlipByteIn(c, "core-"), "failed authentication");
+        AssertRefusedBeforeCriu("page-verify-first", c => FlipByteIn(c, "pages-"), "failed authentication", "--verify-first");
+        var both = SealpointCli.Run("restore", "-D", images, "--key", pki.Key("node-a"), "--verify-first", "--no-preverify");
+        Assert.Equal(2, both.ExitCode);
+        Assert.Contains("contradict", both.StandardError);
+        foreach (var w in refused.Concat([dir.File("w1"), dir.File("w2")]))
+            Assert.False(File.Exists(Path.Combine(w, "restore.log")), $"CRIU ran for a refused restore ({w})");
         Assert.False(Pids.IsAlive(pid), "a refused restore left a process running");
     }
 
-    [Fact]
-    public void Without_preverify_a_tampered_image_kills_criu_and_what_it_restored()
+    [Theory]
+    [InlineData("default")]
+    [InlineData("--no-preverify")]
+    public void A_tampered_page_is_caught_while_serving_and_kills_criu_and_what_it_restored(string mode)
     {
         Tools.RequireRoot();
         using var dir = TempDir.Create("stream-restore-tamper");
         string images = DumpSecretHolder(dir, out int pid);
+        // A page body is not read before CRIU starts (only its tag table, which still matches): its own tag fails
+        // when it is served, before its plaintext reaches CRIU's pipe.
         FlipByteIn(images, "pages-");
         string work = dir.Dir("work");
-        var restore = SealpointCli.RunToFile(dir.File("restore.out"), "restore", "-D", images, "--key", pki.Key("node-a"), "-d",
-            "--no-preverify", "--work-dir", work);
+        string[] extra = mode == "default" ? [] : [mode];
+        var restore = SealpointCli.RunToFile(dir.File("restore.out"), ["restore", "-D", images, "--key", pki.Key("node-a"), "-d",
+            "--work-dir", work, .. extra]);
         Assert.Equal(5, restore.ExitCode);
         Assert.Contains("failed authentication", restore.StandardOutput);
         Assert.Contains("were killed", restore.StandardOutput);
-        Assert.True(File.Exists(Path.Combine(work, "restore.log")), "CRIU should have started (no pre-verification)");
+        Assert.True(File.Exists(Path.Combine(work, "restore.log")), "CRIU should have started (a page body is checked as it is served)");
         Thread.Sleep(500);
         Assert.False(Pids.IsAlive(pid), "the tampered restore left the restored process running");
     }
@@ -317,6 +338,25 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
         int b = f.ReadByte();
         f.Position--;
         f.WriteByte((byte)(b ^ 0x40));
+    }
+
+    /// <summary>Flips a byte in the last tag of the largest page file's tag table (just before its 64-byte header).</summary>
+    private static void FlipTagByteIn(string images)
+    {
+        string file = Directory.EnumerateFiles(images, "pages-*").OrderByDescending(f => new FileInfo(f).Length).First();
+        Assert.True(new FileInfo(file).Length > 64 + 16, $"{file} has no page to tamper with");
+        using var f = new FileStream(file, FileMode.Open, FileAccess.ReadWrite);
+        f.Position = f.Length - 64 - 1;
+        int b = f.ReadByte();
+        f.Position--;
+        f.WriteByte((byte)(b ^ 0x40));
+    }
+
+    private static string CopyImages(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.EnumerateFiles(from)) File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        return to;
     }
 
     private static long PagesBytes(string images)

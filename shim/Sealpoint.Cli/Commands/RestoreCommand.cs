@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Sealpoint.Cli.CommandLine;
+using Sealpoint.Core;
 using Sealpoint.Core.Streaming;
 
 namespace Sealpoint.Cli.Commands;
@@ -10,9 +11,12 @@ public sealed class RestoreCommand : Command
     public override string Summary => "restore a sealed checkpoint with CRIU, streaming verified images to it (no plaintext file)";
     public override string Arguments => "[-- CRIU OPTIONS]";
     public override string Details =>
-        "Runs 'criu restore --stream' and answers its image requests from the sealed checkpoint in DIR. Every file is\n" +
-        "verified before CRIU starts (--no-preverify skips that pass; each chunk is still verified before CRIU gets it, and\n" +
-        "a bad one kills CRIU and what it restored so far). Without -d CRIU, and so this command, waits for the restored\n" +
+        "Runs 'criu restore --stream' and answers its image requests from the sealed checkpoint in DIR. Every chunk and\n" +
+        "page is verified before CRIU gets it, and a bad one kills CRIU and what it restored so far. Before CRIU starts,\n" +
+        "every file except memory pages is verified completely and every page file's header and tag table is checked\n" +
+        "against the envelope, so a damaged checkpoint is refused early except for a modified page, which is caught as it\n" +
+        "is served; the page data is read and decrypted once. --verify-first verifies every page first as well (a second\n" +
+        "pass); --no-preverify checks nothing before CRIU starts. Without -d CRIU, and so this command, waits for the restored\n" +
         "tree to exit. CRIU's log (restore.log) goes to the work directory, as for 'sealpoint dump'. Options after '--' go\n" +
         "to CRIU unchanged. See docs/streaming.md.";
     public override IReadOnlyList<OptionSpec> Options =>
@@ -29,7 +33,8 @@ public sealed class RestoreCommand : Command
         new("pidfile", "FILE", "CRIU: write the restored root's pid here (relative to the current directory)"),
         new("log-file", "FILE", "CRIU's log file (relative to the current directory)", Short: "o"),
         new("verbosity", "N", "CRIU's log level 0-4 (CRIU's -vN)", Short: "v"),
-        new("no-preverify", null, "skip verifying every file before CRIU starts (chunks are still verified as served)"),
+        new("verify-first", null, "verify every file completely, pages included, before CRIU starts (a second pass over the pages)"),
+        new("no-preverify", null, "check nothing before CRIU starts (chunks and pages are still verified as served)"),
         PkiOption,
         Json,
     ];
@@ -37,6 +42,9 @@ public sealed class RestoreCommand : Command
     public override int Run(ParsedArguments args, Output output)
     {
         string dir = args.Require("images-dir", "give the sealed checkpoint: -D DIR");
+        if (args.Has("verify-first") && args.Has("no-preverify"))
+            throw new SealpointException(ErrorKind.Usage, "--verify-first and --no-preverify contradict each other",
+                "give at most one of them (neither: header, tag table and metadata checks before CRIU starts)");
         using var identity = Defaults.LoadIdentity(args);
         var options = new StreamRestoreOptions
         {
@@ -45,7 +53,7 @@ public sealed class RestoreCommand : Command
             Identity = identity,
             WorkDirectory = args.Get("work-dir"),
             CriuArguments = CriuPassThrough.Collect(args, ["restore-detached", "shell-job", "tcp-established", "ext-unix-sk", "file-locks"], ["pidfile"]),
-            VerifyFirst = !args.Has("no-preverify"),
+            Check = args.Has("no-preverify") ? RestoreCheck.None : args.Has("verify-first") ? RestoreCheck.Full : RestoreCheck.Tables,
         };
         var result = StreamingRestore.Run(options);
         long peak = ProcessMemory.PeakRssBytes();

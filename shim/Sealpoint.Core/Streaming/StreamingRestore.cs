@@ -13,11 +13,27 @@ public sealed record StreamRestoreOptions
     public string? WorkDirectory { get; init; }
     /// <summary>Further CRIU options (--shell-job, -d, --pidfile, --tcp-established, -v4, ...).</summary>
     public IReadOnlyList<string> CriuArguments { get; init; } = [];
+    /// <summary>What is checked before CRIU starts (docs/streaming.md, "Restore"); see <see cref="RestoreCheck"/>.</summary>
+    public RestoreCheck Check { get; init; } = RestoreCheck.Tables;
+}
+
+/// <summary>
+/// Checks of a sealed checkpoint before CRIU starts a streamed restore. Whatever is chosen, every chunk and page is
+/// still verified (its AEAD tag) before its plaintext goes into CRIU's pipe, and a bad one kills CRIU and what it
+/// restored so far; these checks only decide how much is refused before CRIU runs at all.
+/// </summary>
+public enum RestoreCheck
+{
+    /// <summary>Nothing beyond the envelope and the directory listing (<c>--no-preverify</c>).</summary>
+    None,
     /// <summary>
-    /// Verify every file before CRIU starts (default), so a damaged checkpoint is refused before CRIU receives
-    /// anything. Off: each chunk is still verified before CRIU receives it, and a bad one kills the restore.
+    /// Default. Every file except page files verified completely (they are small), and every page file's header and
+    /// tag table checked against the envelope's digest, without decrypting a page: one pass over the page data.
+    /// Refuses everything but a modified page body, which is caught when it is served.
     /// </summary>
-    public bool VerifyFirst { get; init; } = true;
+    Tables,
+    /// <summary>Every file read and verified completely first, then served (a second pass; <c>--verify-first</c>).</summary>
+    Full,
 }
 
 public sealed record StreamRestoreResult(string CheckpointId, int Images, long Bytes, int MaxOpenImages, int ImagesMissing,
@@ -29,9 +45,10 @@ public static class StreamingRestore
     /// <summary>
     /// Reads every file through its verifying stream and discards the plaintext: nothing is written, and memory stays
     /// bounded (per thread one open file and one buffer) whatever the checkpoint's size, unlike a whole-file verify
-    /// that keeps all of a page file's tags.
+    /// that keeps all of a page file's tags. With <paramref name="tablesOnly"/>, page files are checked by their
+    /// header and tag table only (<see cref="SealedCheckpoint.CheckPageTable"/>): 16 bytes read per page, none decrypted.
     /// </summary>
-    public static void VerifyAll(SealedCheckpoint checkpoint)
+    public static void VerifyAll(SealedCheckpoint checkpoint, bool tablesOnly = false)
     {
         var files = checkpoint.Envelope.Files.Where(f => f.IsSealed || f.Kind == Format.FileEntryKinds.Plain)
             .OrderByDescending(f => f.Size ?? 0).ToList();
@@ -40,8 +57,11 @@ public static class StreamingRestore
             Parallel.ForEach(files, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, () => new byte[StreamingLimits.PagesBuffer],
                 (file, _, buffer) =>
                 {
-                    using (var s = checkpoint.OpenFile(file.Name, Environment.ProcessorCount))
-                        while (s.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false) > 0) { }
+                    if (tablesOnly && file.Kind == Format.FileEntryKinds.Pages)
+                        checkpoint.CheckPageTable(file.Name, buffer);
+                    else
+                        using (var s = checkpoint.OpenFile(file.Name, Environment.ProcessorCount))
+                            while (s.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false) > 0) { }
                     GarbageBudget.AfterWork();
                     return buffer;
                 },
@@ -58,10 +78,10 @@ public static class StreamingRestore
         CriuArguments.Check(options.CriuArguments, "restore");
         var clock = Stopwatch.StartNew();
         using var checkpoint = SealedCheckpoint.Open(options.ImagesDirectory, options.Identity);
-        if (options.VerifyFirst)
+        if (options.Check != RestoreCheck.None)
         {
-            progress?.Invoke($"verifying the {checkpoint.Envelope.Files.Count} files of checkpoint {checkpoint.Envelope.CheckpointId}");
-            VerifyAll(checkpoint);
+            progress?.Invoke($"checking the {checkpoint.Envelope.Files.Count} files of checkpoint {checkpoint.Envelope.CheckpointId} ({options.Check})");
+            VerifyAll(checkpoint, tablesOnly: options.Check == RestoreCheck.Tables);
         }
         var verifyElapsed = clock.Elapsed;
         using var work = WorkDirectory.Create(options.WorkDirectory, "restore");
