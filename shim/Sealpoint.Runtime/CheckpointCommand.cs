@@ -42,7 +42,7 @@ public static class CheckpointCommand
         var decision = SealingPolicy.Decide(ContainerBundle.ReadAnnotations(bundle), config);
         if (!decision.Seal) return runc.Exec(args.Tokens); // not sealed: runc does exactly what the engine asked
 
-        var recipients = SealingPolicy.LoadRecipients(decision, config);
+        var recipients = SealingPolicy.LoadRecipients(decision, config, NodeState.FromEnvironment().PathOf("verified-certificates"));
         timer.Mark("policy and recipient certificates");
         bool preDump = args.IsSet("pre-dump");
         if (args.IsSet("lazy-pages") || args.Value("page-server") is not null)

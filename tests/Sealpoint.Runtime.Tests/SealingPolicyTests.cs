@@ -125,6 +125,38 @@ public class SealingPolicyTests
     }
 
     [Fact]
+    public void VerifiedCertificatesAreRememberedUntilTheCrlOrCaChanges()
+    {
+        using var pki = new TestPki("node1", "node2");
+        string cache = Path.Combine(pki.Root, "verified");
+        var node = Node with { PkiRoot = pki.Root };
+        var decision = SealingPolicy.Decide(A(("io.sealpoint.recipients", "node1")), node);
+        Assert.Single(SealingPolicy.LoadRecipients(decision, node, cache));
+        var entry = Assert.Single(Directory.GetFiles(cache));
+        Assert.True(long.Parse(File.ReadAllText(entry)) <= DateTimeOffset.UtcNow.Add(Sealpoint.Core.Keys.Pki.VerifiedLifetime).ToUnixTimeSeconds());
+        Assert.Single(SealingPolicy.LoadRecipients(decision, node, cache)); // from the cache: no new entry
+        Assert.Single(Directory.GetFiles(cache));
+
+        // Revoking rewrites the CRL: the remembered verdict no longer applies.
+        pki.Revoke("node1");
+        var revoked = Assert.ThrowsAny<SealpointException>(() => SealingPolicy.LoadRecipients(decision, node, cache));
+        Assert.Contains("revoked", revoked.Message);
+
+        // A forged or stale entry (expired) is not trusted: the full check runs and records a fresh verdict.
+        var node2 = SealingPolicy.Decide(A(("io.sealpoint.recipients", "node2")), node);
+        Assert.Single(SealingPolicy.LoadRecipients(node2, node, cache));
+        string entry2 = Directory.GetFiles(cache).Except([entry]).Single();
+        File.WriteAllText(entry2, DateTimeOffset.UtcNow.AddMinutes(-1).ToUnixTimeSeconds().ToString());
+        Assert.Single(SealingPolicy.LoadRecipients(node2, node, cache));
+        Assert.True(long.Parse(File.ReadAllText(entry2)) > DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+
+        // Another CA in the same place: every entry misses, and the certificates of the old CA are refused.
+        pki.Pki.InitCa("another CA", Sealpoint.Core.Keys.KeyAlgorithm.P256, 30, force: true);
+        var foreign = Assert.ThrowsAny<SealpointException>(() => SealingPolicy.LoadRecipients(node2, node, cache));
+        Assert.Contains("not issued by the CA", foreign.Message);
+    }
+
+    [Fact]
     public void RandomAnnotationValuesNeverCrash()
     {
         var rng = new Random(7);

@@ -123,4 +123,40 @@ public sealed class StagedImagesTests : IDisposable
         File.CreateSymbolicLink(Path.Combine(root, "ctr-2"), _disk.Path);
         Assert.Contains("symlink", Assert.ThrowsAny<SealpointException>(() => staging.Create("ctr-2", "checkpoint")).Message);
     }
+
+    [Fact]
+    public void EachOperationGetsItsOwnHugePageTmpfsWhichTheWipeUnmounts()
+    {
+        Assert.True(Environment.UserName == "root", "these tests run as root (CRIU and runc need it)");
+        string root = Path.Combine(_shm.Path, "huge-root");
+        var staging = new Staging(root, hugePages: true);
+        string dir = staging.Create("ctr-1", "restore");
+        Assert.True(Staging.IsMountPoint(dir), $"{dir} is not a mount point");
+        Assert.True(Sealpoint.Core.Checkpoint.FileSystem.IsMemoryBacked(dir));
+        string options = File.ReadLines("/proc/self/mountinfo").Single(l => l.Split(' ')[4] == dir);
+        Assert.Contains("huge=within_size", options);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(dir));
+
+        // A file sized before it is written (as a restore decrypts page images) gets huge pages; the wipe unmounts.
+        string pages = Path.Combine(dir, "pages-1.img");
+        using (var f = File.OpenHandle(pages, FileMode.CreateNew, FileAccess.Write))
+        {
+            RandomAccess.SetLength(f, 8 << 20);
+            RandomAccess.Write(f, new byte[8 << 20], 0);
+        }
+        Assert.True(new StagedImages(dir).Wipe());
+        Assert.False(Directory.Exists(dir));
+        Assert.DoesNotContain(File.ReadLines("/proc/self/mountinfo"), l => l.Split(' ')[4] == dir);
+
+        // A leftover mounted operation (its process was killed) is unmounted and removed by the container's wipe.
+        string leftover = staging.Create("ctr-2", "checkpoint");
+        File.WriteAllText(Path.Combine(leftover, "inventory.img"), "x");
+        Assert.Empty(staging.WipeContainer("ctr-2"));
+        Assert.False(Directory.Exists(leftover));
+        Assert.DoesNotContain(File.ReadLines("/proc/self/mountinfo"), l => l.Split(' ')[4] == leftover);
+
+        // Without huge pages the operation folder is a plain folder of the root.
+        string plain = new Staging(root).Create("ctr-3", "checkpoint");
+        Assert.False(Staging.IsMountPoint(plain));
+    }
 }

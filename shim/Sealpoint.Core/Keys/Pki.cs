@@ -96,7 +96,69 @@ public sealed class Pki(string root)
             throw new SealpointException(ErrorKind.Policy, $"certificate {source} ({certificate.Subject}) is not valid before {certificate.NotBefore.ToUniversalTime():u}",
                 "check the clocks of this node and of the CA");
         if (!HasCa) return;
-        using var ca = X509Certificate2.CreateFromPem(File.ReadAllText(CaCertPath));
+        string caPem = File.ReadAllText(CaCertPath);
+        byte[]? crl = File.Exists(CrlPath) ? File.ReadAllBytes(CrlPath) : null;
+        string? cacheEntry = VerifiedCache is null ? null : Path.Combine(VerifiedCache, VerificationKey(certificate, caPem, crl));
+        if (cacheEntry is not null && StillVerified(cacheEntry, now)) return;
+        using var ca = X509Certificate2.CreateFromPem(caPem);
+        ValidateAgainstCa(certificate, ca, source);
+        if (cacheEntry is not null)
+            RememberVerified(cacheEntry, new[] { certificate.NotAfter.ToUniversalTime(), ca.NotAfter.ToUniversalTime(), now.Add(VerifiedLifetime) }.Min());
+    }
+
+    /// <summary>
+    /// A folder (root-only, e.g. /var/lib/sealpoint/verified-certificates) where certificates that passed the CA and CRL
+    /// checks are remembered, so that each checkpoint does not build the chain again (the first X509Chain of a process
+    /// costs about 50 ms). An entry is named by SHA-256 over the certificate, the CA certificate and the CRL: a new CRL
+    /// or CA misses it. It holds until the certificate or CA expires, at most <see cref="VerifiedLifetime"/>.
+    /// </summary>
+    public string? VerifiedCache { get; init; }
+
+    public static readonly TimeSpan VerifiedLifetime = TimeSpan.FromHours(1);
+
+    private static string VerificationKey(X509Certificate2 certificate, string caPem, byte[]? crl)
+    {
+        using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        void Part(ReadOnlySpan<byte> bytes)
+        {
+            Span<byte> length = stackalloc byte[8];
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(length, bytes.Length);
+            h.AppendData(length);
+            h.AppendData(bytes);
+        }
+        Part("sealpoint verified certificate v1"u8);
+        Part(certificate.RawData);
+        Part(System.Text.Encoding.UTF8.GetBytes(caPem));
+        Part(crl ?? "no CRL"u8.ToArray());
+        return Convert.ToHexStringLower(h.GetHashAndReset());
+    }
+
+    private static bool StillVerified(string entry, DateTime now)
+    {
+        try
+        {
+            return File.Exists(entry) && long.TryParse(File.ReadAllText(entry).Trim(), out long until)
+                && now < DateTimeOffset.FromUnixTimeSeconds(until).UtcDateTime;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
+    }
+
+    /// <summary>Best effort: a cache that cannot be written only means the next check builds the chain again.</summary>
+    private static void RememberVerified(string entry, DateTime until)
+    {
+        try
+        {
+            string dir = Path.GetDirectoryName(entry)!;
+            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            string tmp = $"{entry}.{Environment.ProcessId}.tmp";
+            File.WriteAllText(tmp, new DateTimeOffset(until).ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture));
+            File.Move(tmp, entry, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
+
+    private void ValidateAgainstCa(X509Certificate2 certificate, X509Certificate2 ca, string source)
+    {
         using var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.Add(ca);

@@ -117,9 +117,10 @@ public static class SealingPolicy
     /// Loads and validates every recipient certificate (expiry, CA chain, CRL) before anything is dumped.
     /// A failure names the recipient and where it was configured.
     /// </summary>
-    public static IReadOnlyList<Recipient> LoadRecipients(SealingDecision decision, NodeConfig config)
+    /// <param name="verifiedCache">Where certificates that passed the CA/CRL checks are remembered (<see cref="Pki.VerifiedCache"/>); null: always checked in full.</param>
+    public static IReadOnlyList<Recipient> LoadRecipients(SealingDecision decision, NodeConfig config, string? verifiedCache = null)
     {
-        var pki = new Pki(config.PkiRoot);
+        var pki = new Pki(config.PkiRoot) { VerifiedCache = verifiedCache };
         var result = new List<Recipient>();
         foreach (var spec in decision.Recipients)
         {
