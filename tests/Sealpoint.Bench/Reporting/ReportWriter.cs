@@ -50,7 +50,7 @@ public static class ReportWriter
         md.AppendLine("## Machine").AppendLine();
         md.AppendLine("| | |").AppendLine("|---|---|");
         md.AppendLine($"| CPU | {m.Cpu} |").AppendLine($"| Cores | {m.Cores} |").AppendLine($"| Memory | {Format.Bytes(m.MemoryBytes)} |");
-        md.AppendLine($"| Kernel | {m.Kernel} |").AppendLine($"| OS | {m.Os} |").AppendLine($"| CRIU | {m.Criu} |").AppendLine($"| runc | {m.Runc} |");
+        md.AppendLine($"| Kernel | {m.Kernel} |").AppendLine($"| Guest memory | {m.MemoryReporting} |").AppendLine($"| OS | {m.Os} |").AppendLine($"| CRIU | {m.Criu} |").AppendLine($"| runc | {m.Runc} |");
         md.AppendLine($"| .NET | {m.DotNet} |").AppendLine($"| openssl | {m.OpenSsl} |").AppendLine($"| gpg | {m.Gpg} |").AppendLine($"| age | {m.Age} |");
         md.AppendLine($"| Dumps written to | {m.WorkDir} ({m.WorkDirFileSystem}) |");
         md.AppendLine($"| Sealpoint programs | {run.Programs} |").AppendLine();

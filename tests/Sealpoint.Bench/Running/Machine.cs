@@ -5,7 +5,7 @@ namespace Sealpoint.Bench.Running;
 /// <summary>The machine and tool versions the figures were taken on, and how busy it was.</summary>
 public sealed record MachineInfo(
     string Cpu, int Cores, long MemoryBytes, string Kernel, string Os, string Criu, string Runc, string DotNet,
-    string OpenSsl, string Gpg, string Age, string WorkDir, string WorkDirFileSystem)
+    string OpenSsl, string Gpg, string Age, string WorkDir, string WorkDirFileSystem, string MemoryReporting = "")
 {
     public static MachineInfo Collect(string workDir)
     {
@@ -19,7 +19,23 @@ public sealed record MachineInfo(
             FirstLine("criu", "--version"), FirstLine("runc", "--version"),
             System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription,
             FirstLine("openssl", "version"), FirstLine("gpg", "--version"), FirstLine("age", "--version"),
-            Path.GetFullPath(workDir), FileSystemOf(workDir));
+            Path.GetFullPath(workDir), FileSystemOf(workDir), MemoryReportingOf());
+    }
+
+    /// <summary>
+    /// A VM that reports free memory to its host (virtio free page reporting) gets it back only through host faults:
+    /// first touches after a while are slow, which the figures show as noise. Recorded so that runs compare.
+    /// </summary>
+    private static string MemoryReportingOf()
+    {
+        const string order = "/sys/module/page_reporting/parameters/page_reporting_order";
+        try
+        {
+            return File.Exists(order)
+                ? $"free page reporting to the host for free blocks of order >= {File.ReadAllText(order).Trim()} ({4 << int.Parse(File.ReadAllText(order).Trim())} KiB)"
+                : "no free page reporting";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { return "unknown"; }
     }
 
     /// <summary>A /proc/meminfo field in bytes.</summary>
