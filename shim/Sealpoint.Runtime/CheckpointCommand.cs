@@ -42,7 +42,7 @@ public static class CheckpointCommand
         var decision = SealingPolicy.Decide(ContainerBundle.ReadAnnotations(bundle), config);
         if (!decision.Seal) return runc.Exec(args.Tokens); // not sealed: runc does exactly what the engine asked
 
-        var recipients = SealingPolicy.LoadRecipients(decision, config, NodeState.FromEnvironment().PathOf("verified-certificates"));
+        var recipients = SealingPolicy.LoadRecipients(decision, config, VerifiedCertificates());
         timer.Mark("policy and recipient certificates");
         bool preDump = args.IsSet("pre-dump");
         if (args.IsSet("lazy-pages") || args.Value("page-server") is not null)
@@ -69,7 +69,12 @@ public static class CheckpointCommand
             var lineages = new ContainerLineages(NodeState.FromEnvironment());
             ParentCheckpoint? parent = StageParent(args, config, staged, imagePath) ?? lineages.ParentFor(id);
 
-            // 2. runc dumps into staging, with every other flag as the engine gave it.
+            // 2. runc dumps into staging, with every other flag as the engine gave it; the memory-page images are sealed
+            // into the image path while CRIU still writes them (the dump is one thread, the other cores are free).
+            using var pageIndex = NodePageIndex.TryStart(warning => Console.Error.WriteLine($"sealpoint-runc: warning: {warning}"));
+            var options = Options(decision, recipients, parent, id) with { PageObserver = pageIndex?.Recorder };
+            string sealInto = replace ? $"{imagePath}.sealpoint-new-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4))}" : imagePath;
+            using var sealer = FollowingSealer.Start(plain, sealInto, options);
             timer.Mark("staging");
             int exit = runc.Run(args.WithCommandValue("image-path", plain));
             timer.Mark("runc checkpoint");
@@ -86,16 +91,15 @@ public static class CheckpointCommand
                 return exit;
             }
 
-            // 3. Seal into the image path the engine asked for.
+            // 3. Seal the rest into the image path the engine asked for.
             try
             {
                 if (config.FailSealing || Environment.GetEnvironmentVariable(FailSealingVariable) == "1")
                     throw new SealpointException(ErrorKind.Io, "sealing failed on purpose ([testing] fail_sealing or " + FailSealingVariable + ")",
                         "turn the test switch off");
-                using var pageIndex = NodePageIndex.TryStart(warning => Console.Error.WriteLine($"sealpoint-runc: warning: {warning}"));
-                var options = Options(decision, recipients, parent, id) with { PageObserver = pageIndex?.Recorder };
-                var envelope = !replace ? CheckpointSealer.SealDirectory(plain, imagePath, options) : ReplaceWithSealed(plain, imagePath, options);
-                timer.Mark("seal");
+                var envelope = sealer.Complete();
+                if (replace) SwapIn(sealInto, imagePath);
+                timer.Mark($"seal (of which {sealer.SealedWhileFollowing >> 20} MiB while runc dumped)");
                 pageIndex?.Save(envelope);
                 if (!preDump) RememberLineage(lineages, id, envelope);
                 timer.Mark("page index and lineage");
@@ -117,6 +121,13 @@ public static class CheckpointCommand
         }
     }
 
+    /// <summary>The node's cache of recipient certificates that passed the CA/CRL checks; null (no cache) when the state folder is unusable.</summary>
+    private static string? VerifiedCertificates()
+    {
+        try { return NodeState.FromEnvironment().EnsureDirectory("verified-certificates"); }
+        catch (SealpointException) { return null; }
+    }
+
     /// <summary>The checkpoint is complete whatever happens here: a failure to remember it only costs the next one its lineage.</summary>
     private static void RememberLineage(ContainerLineages lineages, string id, Envelope envelope)
     {
@@ -132,12 +143,10 @@ public static class CheckpointCommand
     private static bool IsCheckpoint(string dir) =>
         File.Exists(Path.Combine(dir, "inventory.img")) || SealedCheckpoint.IsSealed(dir);
 
-    /// <summary>Seals next to the old checkpoint, then swaps: the old one goes only once the new one is complete.</summary>
-    private static Envelope ReplaceWithSealed(string plain, string imagePath, SealOptions options)
+    /// <summary>A new sealed checkpoint, complete in <paramref name="fresh"/>, replaces the old one: the old one goes only now.</summary>
+    private static void SwapIn(string fresh, string imagePath)
     {
-        string suffix = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
-        string fresh = $"{imagePath}.sealpoint-new-{suffix}", old = $"{imagePath}.sealpoint-old-{suffix}";
-        var envelope = CheckpointSealer.SealDirectory(plain, fresh, options);
+        string old = fresh.Replace(".sealpoint-new-", ".sealpoint-old-", StringComparison.Ordinal);
         try
         {
             Directory.Move(imagePath, old);
@@ -149,7 +158,6 @@ public static class CheckpointCommand
                 $"move {fresh} to {imagePath} by hand");
         }
         FileSystem.RemoveTree(old);
-        return envelope;
     }
 
     internal static SealOptions Options(SealingDecision decision, IReadOnlyList<Recipient> recipients, ParentCheckpoint? parent, string id) => new()

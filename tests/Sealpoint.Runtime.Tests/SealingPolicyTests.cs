@@ -132,6 +132,9 @@ public class SealingPolicyTests
         var node = Node with { PkiRoot = pki.Root };
         var decision = SealingPolicy.Decide(A(("io.sealpoint.recipients", "node1")), node);
         Assert.Single(SealingPolicy.LoadRecipients(decision, node, cache));
+        Assert.False(Directory.Exists(cache), "the cache folder is its owner's to create (with its mode), never the checker's");
+        Directory.CreateDirectory(cache);
+        Assert.Single(SealingPolicy.LoadRecipients(decision, node, cache));
         var entry = Assert.Single(Directory.GetFiles(cache));
         Assert.True(long.Parse(File.ReadAllText(entry)) <= DateTimeOffset.UtcNow.Add(Sealpoint.Core.Keys.Pki.VerifiedLifetime).ToUnixTimeSeconds());
         Assert.Single(SealingPolicy.LoadRecipients(decision, node, cache)); // from the cache: no new entry

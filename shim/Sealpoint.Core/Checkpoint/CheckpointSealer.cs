@@ -21,14 +21,7 @@ public static class CheckpointSealer
         using var writer = SealedCheckpointWriter.Create(destination, options);
         foreach (var link in entries.Where(e => e.LinkTarget is not null)) writer.AddSymlink(link.Name, link.LinkTarget!);
         var files = entries.Where(e => e.LinkTarget is null).OrderByDescending(e => ((FileInfo)e).Length).ToList();
-        try
-        {
-            Parallel.ForEach(files, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, f => writer.SealFile(f.Name, f.FullName));
-        }
-        catch (AggregateException e) when (e.InnerExceptions.FirstOrDefault(x => x is SealpointException) is { } first)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
-        }
+        ForEachInParallel(files, f => writer.SealFile(f.Name, f.FullName));
         return writer.Complete();
     }
 
@@ -47,14 +40,7 @@ public static class CheckpointSealer
         using var writer = SealedCheckpointWriter.CreateInPlace(directory, options);
         foreach (var link in entries.Where(e => e.LinkTarget is not null)) writer.AddExistingSymlink(link.Name, link.LinkTarget!);
         var files = entries.Where(e => e.LinkTarget is null).OrderByDescending(e => ((FileInfo)e).Length).ToList();
-        try
-        {
-            Parallel.ForEach(files, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, f => writer.SealExisting(f.Name));
-        }
-        catch (AggregateException e) when (e.InnerExceptions.FirstOrDefault(x => x is SealpointException) is { } first)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
-        }
+        ForEachInParallel(files, f => writer.SealExisting(f.Name));
         return writer.Complete();
     }
 
@@ -75,7 +61,20 @@ public static class CheckpointSealer
         return envelope;
     }
 
-    private static List<FileSystemInfo> Scan(string source)
+    /// <summary>Runs <paramref name="body"/> for every file on every core (largest first as given); the first Sealpoint error is rethrown as itself.</summary>
+    internal static void ForEachInParallel(IEnumerable<FileSystemInfo> files, Action<FileSystemInfo> body)
+    {
+        try
+        {
+            Parallel.ForEach(files, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, body);
+        }
+        catch (AggregateException e) when (e.InnerExceptions.FirstOrDefault(x => x is SealpointException) is { } first)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
+        }
+    }
+
+    internal static List<FileSystemInfo> Scan(string source)
     {
         var result = new List<FileSystemInfo>();
         foreach (var e in new DirectoryInfo(source).EnumerateFileSystemInfos())

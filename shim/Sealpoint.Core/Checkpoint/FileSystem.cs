@@ -40,6 +40,15 @@ public static partial class FileSystem
         catch (DirectoryNotFoundException) { }
     }
 
+    /// <summary>True when the open <paramref name="handle"/> is still the file at <paramref name="path"/> (same device and inode).</summary>
+    public static bool SameFile(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string path)
+    {
+        var open = new byte[256];
+        var named = new byte[256];
+        if (fstat((int)handle.DangerousGetHandle(), open) != 0 || lstat(path, named) != 0) return false;
+        return BitConverter.ToUInt64(open, 0) == BitConverter.ToUInt64(named, 0) && BitConverter.ToUInt64(open, 8) == BitConverter.ToUInt64(named, 8);
+    }
+
     /// <summary>lstat(2) says regular file: not a FIFO, socket or device a reader could block on.</summary>
     public static bool IsRegularFile(string path)
     {
@@ -51,6 +60,9 @@ public static partial class FileSystem
 
     [LibraryImport("libc", EntryPoint = "lstat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int lstat(string path, byte[] buf);
+
+    [LibraryImport("libc", EntryPoint = "fstat", SetLastError = true)]
+    private static partial int fstat(int fd, byte[] buf);
 
     [LibraryImport("libc", EntryPoint = "statfs", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int statfs(string path, byte[] buf);

@@ -137,6 +137,19 @@ public sealed class SealedCheckpointWriter : IDisposable
         return new SealedFileStream(name, sealer, s => Record(name, SealedFileKind.Pages, ((Streaming.ParallelPageSealer)s).Finish()));
     }
 
+    /// <summary>
+    /// A page file sealed piece by piece while its source is still being written (<see cref="FollowingSealer"/>):
+    /// same layout and bytes as <see cref="SealFile"/> would give for the final source.
+    /// </summary>
+    internal GrowingPageFile BeginGrowingPages(string name)
+    {
+        if (!ImageFiles.IsPages(name)) throw new ArgumentException($"'{name}' is not a page image", nameof(name));
+        Reserve(name);
+        var header = NewHeader(SealedFileKind.Pages);
+        return new GrowingPageFile(name, CreateOutput(name), header, () => SealedFile.CreateCipher(_dataKey, header, name), PageVisitorFor(name),
+            info => Record(name, SealedFileKind.Pages, info));
+    }
+
     /// <summary>The observer's view of one page file (<see cref="SealOptions.PageObserver"/>), or null.</summary>
     private PageVisitor? PageVisitorFor(string name) =>
         _options.PageObserver is { } observer && ImageFiles.IsPages(name) ? (index, page) => observer.OnPage(name, index, page) : null;
@@ -305,5 +318,73 @@ internal sealed class PlainWriteStream(Stream output) : WriteOnlyStream
     {
         if (disposing) { _hash.Dispose(); output.Dispose(); }
         base.Dispose(disposing);
+    }
+}
+
+/// <summary>One page file of a <see cref="SealedCheckpointWriter"/> sealed in steps as its source grows; not thread-safe.</summary>
+internal sealed class GrowingPageFile : IDisposable
+{
+    private readonly FileStream _output;
+    private readonly SealedFileHeader _header;
+    private readonly Func<FileCipher> _newCipher;
+    private readonly PageVisitor? _onPage;
+    private readonly Func<SealedFileInfo, FileEntry> _record;
+    private FileCipher? _cipher;
+    private byte[]? _buffer;
+    private byte[] _tags = new byte[4096];
+
+    internal GrowingPageFile(string name, FileStream output, SealedFileHeader header, Func<FileCipher> newCipher, PageVisitor? onPage,
+        Func<SealedFileInfo, FileEntry> record)
+    {
+        Name = name;
+        _output = output;
+        _header = header;
+        _newCipher = newCipher;
+        _onPage = onPage;
+        _record = record;
+    }
+
+    public string Name { get; }
+    /// <summary>Plaintext bytes sealed so far (whole blocks).</summary>
+    public long Sealed { get; private set; }
+
+    /// <summary>Seals the whole blocks of <paramref name="source"/> below <paramref name="available"/> bytes that are not sealed yet, on this thread.</summary>
+    public void Advance(SafeFileHandle source, long available)
+    {
+        long end = available / PagesFile.BlockBytes * PagesFile.BlockBytes;
+        if (end <= Sealed) return;
+        EnsureTags(end / SealedFile.PageSize);
+        _cipher ??= _newCipher();
+        _buffer ??= GC.AllocateUninitializedArray<byte>(PagesFile.BlockBytes);
+        PagesFile.SealRange(source, end, _output.SafeFileHandle, Sealed / SealedFile.PageSize, end / SealedFile.PageSize, _tags, _newCipher, _onPage, _cipher, _buffer);
+        Sealed = end;
+    }
+
+    /// <summary>Seals the rest of a source of final length <paramref name="length"/> on every core, writes tag table and header, records the file.</summary>
+    public FileEntry Finish(SafeFileHandle source, long length)
+    {
+        if (length < Sealed)
+            throw new SealpointException(ErrorKind.Internal, $"'{Name}' shrank from {Sealed} to {length} bytes while CRIU wrote it",
+                "take the checkpoint again; report this, CRIU appends to page images");
+        long pages = SealedFile.RecordCount(SealedFileKind.Pages, length);
+        EnsureTags(pages);
+        if (_tags.Length != pages * SealedFile.TagSize) Array.Resize(ref _tags, (int)(pages * SealedFile.TagSize));
+        PagesFile.SealRange(source, length, _output.SafeFileHandle, Sealed / SealedFile.PageSize, pages, _tags, _newCipher, _onPage);
+        Sealed = length;
+        return _record(PagesFile.WriteTail(_output.SafeFileHandle, length, _header, _tags));
+    }
+
+    private void EnsureTags(long pages)
+    {
+        long needed = pages * SealedFile.TagSize;
+        if (needed <= _tags.Length) return;
+        Array.Resize(ref _tags, (int)Math.Max(needed, Math.Min((long)_tags.Length * 2, int.MaxValue)));
+    }
+
+    public void Dispose()
+    {
+        _cipher?.Dispose();
+        if (_buffer is not null) CryptographicOperations.ZeroMemory(_buffer);
+        _output.Dispose();
     }
 }

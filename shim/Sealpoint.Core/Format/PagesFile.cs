@@ -29,23 +29,45 @@ internal static partial class PagesFile
         // encrypted. (Encrypting through a shared mapping instead of read/write measured slower on 4 KiB tmpfs pages.)
         if (source.DangerousGetHandle() == destination.DangerousGetHandle())
             Reserve(destination, length, SealedFile.SealedSize(SealedFileKind.Pages, length) - length);
-        ForEachBlock(pages, newCipher, (firstPage, count, cipher, buffer) =>
+        SealRange(source, length, destination, 0, pages, tags, newCipher, onPage);
+        return WriteTail(destination, length, header, tags);
+    }
+
+    /// <summary>
+    /// Seals pages [<paramref name="firstPage"/>, <paramref name="endPage"/>) of a source file of (at least)
+    /// <paramref name="length"/> bytes into the same places of <paramref name="destination"/>, tags into
+    /// <paramref name="tags"/> (indexed from page 0). One thread with <paramref name="cipher"/> and <paramref name="buffer"/>
+    /// (a page file sealed piece by piece while its writer still appends to it), or every core when they are null.
+    /// </summary>
+    public static void SealRange(SafeFileHandle source, long length, SafeFileHandle destination, long firstPage, long endPage, byte[] tags,
+        Func<FileCipher> newCipher, PageVisitor? onPage, FileCipher? cipher = null, byte[]? buffer = null)
+    {
+        void Block(long blockFirst, int count, FileCipher c, byte[] b)
         {
-            long offset = firstPage * PageSize;
-            var block = buffer.AsSpan(0, (int)Math.Min((long)count * PageSize, length - offset));
+            long offset = blockFirst * PageSize;
+            var block = b.AsSpan(0, (int)Math.Min((long)count * PageSize, length - offset));
             ReadExactly(source, block, offset, "source");
             for (int p = 0; p < count; p++)
             {
                 var page = block.Slice(p * PageSize, Math.Min(PageSize, block.Length - p * PageSize));
-                onPage?.Invoke(firstPage + p, page);
-                cipher.Seal(firstPage + p, false, page, page, tags.AsSpan((int)((firstPage + p) * TagSize), TagSize));
+                onPage?.Invoke(blockFirst + p, page);
+                c.Seal(blockFirst + p, false, page, page, tags.AsSpan((int)((blockFirst + p) * TagSize), TagSize));
             }
             RandomAccess.Write(destination, block, offset);
-        });
-        return WriteTail(destination, length, header, tags);
+        }
+        if (cipher is not null && buffer is not null)
+        {
+            for (long page = firstPage; page < endPage; page += PagesPerBlock)
+                Block(page, (int)Math.Min(PagesPerBlock, endPage - page), cipher, buffer);
+            return;
+        }
+        ForEachBlock(endPage - firstPage, newCipher, (first, count, c, b) => Block(firstPage + first, count, c, b));
     }
 
-    private static SealedFileInfo WriteTail(SafeFileHandle destination, long length, SealedFileHeader header, byte[] tags)
+    /// <summary>Bytes of plaintext one sealing step handles at once (256 pages).</summary>
+    public const int BlockBytes = PagesPerBlock * PageSize;
+
+    public static SealedFileInfo WriteTail(SafeFileHandle destination, long length, SealedFileHeader header, byte[] tags)
     {
         byte[] headerBytes = header.ToBytes();
         RandomAccess.Write(destination, tags, length);

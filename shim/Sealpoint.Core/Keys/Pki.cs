@@ -107,7 +107,7 @@ public sealed class Pki(string root)
     }
 
     /// <summary>
-    /// A folder (root-only, e.g. /var/lib/sealpoint/verified-certificates) where certificates that passed the CA and CRL
+    /// An existing folder (root-only, e.g. /var/lib/sealpoint/verified-certificates) where certificates that passed the CA and CRL
     /// checks are remembered, so that each checkpoint does not build the chain again (the first X509Chain of a process
     /// costs about 50 ms). An entry is named by SHA-256 over the certificate, the CA certificate and the CRL: a new CRL
     /// or CA misses it. It holds until the certificate or CA expires, at most <see cref="VerifiedLifetime"/>.
@@ -143,13 +143,15 @@ public sealed class Pki(string root)
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
     }
 
-    /// <summary>Best effort: a cache that cannot be written only means the next check builds the chain again.</summary>
+    /// <summary>
+    /// Best effort: a cache that cannot be written only means the next check builds the chain again. The folder must
+    /// exist (its owner creates it with the right mode); it is never created here.
+    /// </summary>
     private static void RememberVerified(string entry, DateTime until)
     {
         try
         {
-            string dir = Path.GetDirectoryName(entry)!;
-            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            if (!Directory.Exists(Path.GetDirectoryName(entry))) return;
             string tmp = $"{entry}.{Environment.ProcessId}.tmp";
             File.WriteAllText(tmp, new DateTimeOffset(until).ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture));
             File.Move(tmp, entry, overwrite: true);
