@@ -61,7 +61,7 @@ public static class RestoreCommand
                 return exit;
             }
             // Without --detach runc stays until the container exits; wipe staging as soon as it runs.
-            return runc.Run(arguments, process => WipeWhenRunning(runc, args, id, process, () => !StagedImages.MountsUnder(staged.Directory).Any() && Cleanup(marker, staged)));
+            return runc.Run(arguments, process => WipeWhenRunning(runc, args, id, process, () => staged.ForeignMount() is null && Cleanup(marker, staged)));
         }
         finally
         {

@@ -44,7 +44,7 @@ public static class SealPendingCommand
             Annotations = pending.Annotations,
             Sync = true,
         });
-        FileSystem.RemoveTree(dir);
+        Staging.RemoveOperation(dir); // its own tmpfs, if it has one, is unmounted first
         Console.Error.WriteLine($"sealpoint-runc: sealed the checkpoint of {pending.ContainerId} into {destination}; removed {dir}");
         return 0;
     }

@@ -97,9 +97,7 @@ public sealed class StagedImages(string directory)
     /// </summary>
     public bool Wipe()
     {
-        // The operation's own private tmpfs (Staging) is mounted at Directory itself; anything else is CRIU's.
-        string self = Path.GetFullPath(Directory).TrimEnd('/');
-        if (MountsUnder(Directory).FirstOrDefault(m => m != self) is { } mount)
+        if (ForeignMount() is { } mount)
         {
             RuncLog.Warning(null, $"{mount} is still mounted inside staging; {Directory} is left in memory (tmpfs) for now: remove it once unmounted");
             return false;
@@ -112,6 +110,16 @@ public sealed class StagedImages(string directory)
         }
         catch (IOException) { } // another operation of the same container is using it
         return true;
+    }
+
+    /// <summary>
+    /// A mount inside the operation's folder other than the folder's own private tmpfs (<see cref="Staging"/>): CRIU's
+    /// cgroup yard while CRIU still runs. Null when there is none.
+    /// </summary>
+    public string? ForeignMount()
+    {
+        string self = Path.GetFullPath(Directory).TrimEnd('/');
+        return MountsUnder(Directory).FirstOrDefault(m => m != self);
     }
 
     /// <summary>Mount points at or below <paramref name="directory"/> (from /proc/self/mountinfo, octal escapes decoded).</summary>

@@ -1,3 +1,4 @@
+using Sealpoint.Core.Config;
 using Sealpoint.Core.Keys;
 using Sealpoint.TestSupport;
 
@@ -96,6 +97,8 @@ public sealed class SealpointNode : IDisposable
 
     public void Dispose()
     {
+        // An operation's staging is its own tmpfs: unmount what a failed test left mounted before deleting.
+        foreach (string mount in StagedImages.MountsUnder(StagingRoot).OrderByDescending(m => m.Length)) Staging.Unmount(mount);
         try { Directory.Delete(StagingRoot, recursive: true); } catch (DirectoryNotFoundException) { }
         Pki.Dispose();
         _temp.Dispose();
