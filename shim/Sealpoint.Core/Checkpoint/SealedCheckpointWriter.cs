@@ -348,10 +348,13 @@ internal sealed class GrowingPageFile : IDisposable
     /// <summary>Plaintext bytes sealed so far (whole blocks).</summary>
     public long Sealed { get; private set; }
 
-    /// <summary>Seals the whole blocks of <paramref name="source"/> below <paramref name="available"/> bytes that are not sealed yet, on this thread.</summary>
-    public void Advance(SafeFileHandle source, long available)
+    /// <summary>
+    /// Seals, on this thread, the whole blocks of <paramref name="source"/> below <paramref name="available"/> bytes that
+    /// are not sealed yet, at most <paramref name="maxBytes"/> of them (so that a caller can stop between steps).
+    /// </summary>
+    public void Advance(SafeFileHandle source, long available, long maxBytes = long.MaxValue)
     {
-        long end = available / PagesFile.BlockBytes * PagesFile.BlockBytes;
+        long end = Math.Min(available, Sealed + maxBytes) / PagesFile.BlockBytes * PagesFile.BlockBytes;
         if (end <= Sealed) return;
         EnsureTags(end / SealedFile.PageSize);
         _cipher ??= _newCipher();
