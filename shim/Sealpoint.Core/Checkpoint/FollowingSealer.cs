@@ -54,9 +54,8 @@ public sealed partial class FollowingSealer : IDisposable
         StopFollowing();
         if (_failure is not null)
         {
-            // The follower is an optimisation: whatever it met (a full disk shows again below), start the files over.
-            foreach (var f in _files.Values) f.Dispose();
-            _files.Clear();
+            // What the follower met (a full image path, most likely) ends the sealing; the source is untouched, so the
+            // caller still has the plaintext dump (the runtime keeps it in staging and says how to recover).
             throw new SealpointException(ErrorKind.Io, $"sealing the page images while CRIU wrote them failed: {Describe(_failure)}",
                 "check free space and permissions of the image path; the plaintext dump is still in staging");
         }
@@ -64,7 +63,7 @@ public sealed partial class FollowingSealer : IDisposable
         var entries = CheckpointSealer.Scan(_source);
         foreach (var link in entries.Where(e => e.LinkTarget is not null)) _writer.AddSymlink(link.Name, link.LinkTarget!);
         var files = entries.Where(e => e.LinkTarget is null).OrderByDescending(e => ((FileInfo)e).Length).ToList();
-        foreach (var stale in _files.Keys.Except(files.Select(f => f.Name)).ToList())
+        if (_files.Keys.Except(files.Select(f => f.Name)).FirstOrDefault() is { } stale)
             throw new SealpointException(ErrorKind.Internal, $"page image '{stale}' disappeared from {_source} while CRIU was dumping",
                 "take the checkpoint again");
         CheckpointSealer.ForEachInParallel(files, f =>
