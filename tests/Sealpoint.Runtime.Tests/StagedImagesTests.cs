@@ -135,6 +135,7 @@ public sealed class StagedImagesTests : IDisposable
         Assert.True(Sealpoint.Core.Checkpoint.FileSystem.IsMemoryBacked(dir));
         string options = File.ReadLines("/proc/self/mountinfo").Single(l => l.Split(' ')[4] == dir);
         Assert.Contains("huge=within_size", options);
+        if (Environment.OSVersion.Version >= new Version(6, 4)) Assert.Contains("noswap", options);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(dir));
 
         // A file sized before it is written (as a restore decrypts page images) gets huge pages; the wipe unmounts.

@@ -76,13 +76,15 @@ public sealed partial class Staging(string root, bool hugePages = false)
     }
 
     /// <summary>
-    /// Mounts a private tmpfs (0700, huge=within_size, nosuid, nodev) on <paramref name="dir"/>. Without the right to mount
+    /// Mounts a private tmpfs (0700, huge=within_size, noswap where the kernel has it, nosuid, nodev) on <paramref name="dir"/>. Without the right to mount
     /// (rootless) or without huge-page tmpfs in the kernel, the folder stays a plain folder of the (memory-backed) root:
     /// slower, equally private.
     /// </summary>
     private static bool TryMountPrivateTmpfs(string dir)
     {
-        if (mount(MountSource, dir, "tmpfs", MsNoSuid | MsNoDev, "mode=0700,huge=within_size") != 0) return false;
+        // noswap (Linux 6.4+): plaintext pages of this tmpfs are never written to a swap device.
+        if (mount(MountSource, dir, "tmpfs", MsNoSuid | MsNoDev, "mode=0700,huge=within_size,noswap") != 0
+            && mount(MountSource, dir, "tmpfs", MsNoSuid | MsNoDev, "mode=0700,huge=within_size") != 0) return false;
         if (!FileSystem.IsMemoryBacked(dir))
         {
             Unmount(dir);
