@@ -126,11 +126,8 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
         using var dir = TempDir.Create("stream-killcriu");
         using var workload = Workload.StartMemHog(768, Secrets.New("killcriu"), dir.Dir("workload"));
         string images = dir.File("sealed"), work = dir.Dir("work");
-        using var sealpoint = SealpointCli.Start(dir.File("dump.out"), "dump", "-t", workload.Pid.ToString(), "-D", images,
-            "-r", pki.Cert("node-a"), "--pki", pki.Root, "--work-dir", work);
-        // Wait until memory pages are flowing, then SIGKILL every CRIU process.
-        Poll.Until(() => PagesBytes(images) > 16 << 20 || sealpoint.HasExited, TimeSpan.FromSeconds(60), () => "pages to stream");
-        Assert.False(sealpoint.HasExited, "the dump ended before CRIU could be killed: " + File.ReadAllText(dir.File("dump.out")));
+        // Once memory pages are flowing, SIGKILL every CRIU process.
+        using var sealpoint = StartDumpUntilPagesFlow(dir, workload, images, "--work-dir", work);
         var criu = CriuProcess.Descendants(sealpoint.Id);
         Assert.NotEmpty(criu);
         foreach (int pid in criu) Posix_Kill(pid);
@@ -153,10 +150,7 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
         using var dir = TempDir.Create("stream-brokenpipe");
         using var workload = Workload.StartMemHog(768, Secrets.New("brokenpipe"), dir.Dir("workload"));
         string images = dir.File("sealed"), work = dir.Dir("work");
-        using var sealpoint = SealpointCli.Start(dir.File("dump.out"), "dump", "-t", workload.Pid.ToString(), "-D", images,
-            "-r", pki.Cert("node-a"), "--pki", pki.Root, "--work-dir", work);
-        Poll.Until(() => PagesBytes(images) > 16 << 20 || sealpoint.HasExited, TimeSpan.FromSeconds(60), () => "pages to stream");
-        Assert.False(sealpoint.HasExited, "the dump ended too early: " + File.ReadAllText(dir.File("dump.out")));
+        using var sealpoint = StartDumpUntilPagesFlow(dir, workload, images, "--work-dir", work);
         var criu = CriuProcess.Descendants(sealpoint.Id);
         Assert.NotEmpty(criu);
         // The streamer vanishes: every image pipe breaks under CRIU.
@@ -204,9 +198,7 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
         using var dir = TempDir.Create("stream-sigterm");
         using var workload = Workload.StartMemHog(768, Secrets.New("sigterm"), dir.Dir("workload"));
         string images = dir.File("sealed");
-        using var sealpoint = SealpointCli.Start(dir.File("dump.out"), "dump", "-t", workload.Pid.ToString(), "-D", images,
-            "-r", pki.Cert("node-a"), "--pki", pki.Root);
-        Poll.Until(() => PagesBytes(images) > 16 << 20 || sealpoint.HasExited, TimeSpan.FromSeconds(60), () => "pages to stream");
+        using var sealpoint = StartDumpUntilPagesFlow(dir, workload, images);
         ProcessRunner.Run("kill", ["-TERM", sealpoint.Id.ToString()]);
         Assert.True(sealpoint.WaitForExit(60_000));
         string output = File.ReadAllText(dir.File("dump.out"));
@@ -357,6 +349,16 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
         Directory.CreateDirectory(to);
         foreach (var file in Directory.EnumerateFiles(from)) File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
         return to;
+    }
+
+    /// <summary>Starts `sealpoint dump` of <paramref name="workload"/> and returns once more than 16 MiB of pages have streamed (the dump still running).</summary>
+    private System.Diagnostics.Process StartDumpUntilPagesFlow(TempDir dir, Workload workload, string images, params string[] more)
+    {
+        var sealpoint = SealpointCli.Start(dir.File("dump.out"), ["dump", "-t", workload.Pid.ToString(), "-D", images,
+            "-r", pki.Cert("node-a"), "--pki", pki.Root, .. more]);
+        Poll.Until(() => PagesBytes(images) > 16 << 20 || sealpoint.HasExited, TimeSpan.FromSeconds(60), () => "pages to stream");
+        Assert.False(sealpoint.HasExited, "the dump ended before pages were streaming: " + File.ReadAllText(dir.File("dump.out")));
+        return sealpoint;
     }
 
     private static long PagesBytes(string images)
