@@ -24,7 +24,7 @@ public static class CheckpointCommand
 
     public static int Run(RuncArguments args, NodeConfig config)
     {
-        var timer = new PhaseTimer();
+        var timer = new PhaseTimer("sealpoint-runc");
         var runc = new RealRunc(config);
         if (args.Problem is not null || args.ContainerId is not { } id)
             throw new SealpointException(ErrorKind.Usage,

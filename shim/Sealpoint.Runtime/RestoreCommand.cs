@@ -22,7 +22,7 @@ public static class RestoreCommand
 
     public static int Run(RuncArguments args, NodeConfig config)
     {
-        var timer = new PhaseTimer();
+        var timer = new PhaseTimer("sealpoint-runc");
         var runc = new RealRunc(config);
         // A command line we cannot follow (e.g. podman's probe `restore --lsm-mount-context`): runc answers it.
         if (args.Problem is not null || args.ContainerId is not { } id) return runc.Exec(args.Tokens);

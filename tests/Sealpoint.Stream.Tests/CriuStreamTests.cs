@@ -249,6 +249,72 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
     }
 
     [Fact]
+    public void A_recipient_of_another_ca_or_revoked_fails_the_dump_and_the_process_keeps_running()
+    {
+        Tools.RequireRoot();
+        Tools.Require("criu");
+        using var dir = TempDir.Create("stream-badrecipient");
+        using var workload = Workload.StartMemHog(64, Secrets.New("badrecipient"), dir.Dir("workload"));
+        string pid = workload.Pid.ToString();
+        // The CA and CRL checks run beside CRIU (StreamDumpOptions.RecipientChecks); whether they fail before CRIU starts
+        // or while it dumps, the outcome must be the same: a clear error, no checkpoint, the process untouched.
+        string other = dir.Dir("other-pki");
+        Assert.True(SealpointCli.Run("keys", "init", "--pki", other).Succeeded);
+        Assert.True(SealpointCli.Run("keys", "issue", "stranger", "--pki", other).Succeeded);
+        var foreign = SealpointCli.Run("dump", "-t", pid, "-D", dir.File("a"), "-r", Path.Combine(other, "stranger", "cert.pem"), "--pki", pki.Root);
+        Assert.NotEqual(0, foreign.ExitCode);
+        Assert.Contains("is not issued by the CA in", foreign.StandardError);
+
+        // One good recipient does not make up for a revoked one.
+        Assert.True(SealpointCli.Run("keys", "issue", "revoked", "--pki", other).Succeeded);
+        Assert.True(SealpointCli.Run("keys", "revoke", "revoked", "--pki", other).Succeeded);
+        var revoked = SealpointCli.Run("dump", "-t", pid, "-D", dir.File("b"), "-r", "stranger", "-r", "revoked", "--pki", other);
+        Assert.NotEqual(0, revoked.ExitCode);
+        Assert.Contains("is revoked", revoked.StandardError);
+
+        foreach (var d in "ab") Assert.False(Directory.Exists(dir.File(d.ToString())) && Directory.EnumerateFileSystemEntries(dir.File(d.ToString())).Any(),
+            $"a refused dump left files in {d}/");
+        Assert.True(workload.IsAlive);
+        workload.WaitForProgress(2);
+        workload.VerifyMemory();
+    }
+
+    [Fact]
+    public void A_recipient_check_that_fails_while_criu_dumps_stops_the_dump_and_keeps_the_process()
+    {
+        Tools.RequireRoot();
+        using var dir = TempDir.Create("stream-latecheck");
+        using var workload = Workload.StartMemHog(256, Secrets.New("latecheck"), dir.Dir("workload"));
+        string images = dir.File("sealed"), work = dir.Dir("work");
+        var options = new StreamDumpOptions
+        {
+            CriuPath = CriuProcess.Resolve(null),
+            Pid = workload.Pid,
+            ImagesDirectory = images,
+            Seal = new Sealpoint.Core.Checkpoint.SealOptions { Recipients = [new Sealpoint.Core.Keys.Pki(pki.Root).ResolveRecipient("node-a")], Sync = false },
+            WorkDirectory = work,
+            // Fails only once CRIU has started writing images, so the failure arrives mid-dump.
+            RecipientChecks = () =>
+            {
+                var deadline = DateTime.UtcNow.AddSeconds(30);
+                while (!Directory.Exists(images) || !Directory.EnumerateFiles(images, "pages-*").Any())
+                {
+                    if (DateTime.UtcNow > deadline) break;
+                    Thread.Sleep(5);
+                }
+                throw new Sealpoint.Core.SealpointException(Sealpoint.Core.ErrorKind.Policy, "test recipient check failed", "test fix");
+            },
+        };
+        var e = Assert.ThrowsAny<Sealpoint.Core.SealpointException>(() => StreamingDump.Run(options));
+        Assert.Contains("test recipient check failed", e.Message);
+        Assert.Contains("still running", e.Fix);
+        Assert.False(Directory.Exists(images) && Directory.EnumerateFileSystemEntries(images).Any(), "the failed dump left sealed files");
+        Assert.True(workload.IsAlive, "the process died");
+        workload.WaitForProgress(3);
+        workload.VerifyMemory();
+    }
+
+    [Fact]
     public void Restore_refuses_missing_keys_non_recipients_and_tampered_images_before_criu_runs()
     {
         Tools.RequireRoot();

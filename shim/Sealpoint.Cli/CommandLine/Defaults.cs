@@ -21,12 +21,28 @@ public static class Defaults
         return Identity.Load(key);
     }
 
-    public static IReadOnlyList<Recipient> Recipients(ParsedArguments args)
+    public static IReadOnlyList<Recipient> Recipients(ParsedArguments args) => GivenRecipients(args).Select(Pki(args).ResolveRecipient).ToList();
+
+    /// <summary>The recipients loaded and within their validity period; their CA and CRL checks come back in <paramref name="caChecks"/>.</summary>
+    public static IReadOnlyList<Recipient> RecipientsDeferringCaChecks(ParsedArguments args, out Action caChecks)
+    {
+        var pki = Pki(args);
+        var checks = new List<Action>();
+        var recipients = GivenRecipients(args).Select(r =>
+        {
+            var recipient = pki.ResolveRecipientDeferringCaCheck(r, out var check);
+            checks.Add(check);
+            return recipient;
+        }).ToList();
+        caChecks = () => checks.ForEach(c => c());
+        return recipients;
+    }
+
+    private static IReadOnlyList<string> GivenRecipients(ParsedArguments args)
     {
         var given = args.GetAll("recipient");
         if (given.Count == 0)
             throw new SealpointException(ErrorKind.Usage, "no recipient given", "add --recipient CERT (a PEM certificate, or an identity name in the PKI) once per recipient");
-        var pki = Pki(args);
-        return given.Select(pki.ResolveRecipient).ToList();
+        return given;
     }
 }

@@ -44,9 +44,11 @@ public sealed class DumpCommand : Command
         if (!int.TryParse(pidText, out int pid) || pid <= 0)
             throw UsageError($"-t needs a process id, not '{pidText}'", "write -t PID");
         string dir = args.Require("images-dir", "give the directory for the sealed checkpoint: -D DIR");
+        // The recipients' CA and CRL checks (the costly part) run while CRIU starts dumping; see StreamDumpOptions.
+        var recipients = Defaults.RecipientsDeferringCaChecks(args, out var caChecks);
         var seal = new SealOptions
         {
-            Recipients = Defaults.Recipients(args),
+            Recipients = recipients,
             MetadataCipher = AeadAlgorithms.Parse(args.Get("cipher") ?? "chacha20-poly1305", "--cipher"),
             PagesCipher = AeadAlgorithms.Parse(args.Get("pages-cipher") ?? "aes-256-gcm", "--pages-cipher"),
             Sync = !args.Has("no-sync"),
@@ -60,6 +62,7 @@ public sealed class DumpCommand : Command
             Seal = seal,
             WorkDirectory = args.Get("work-dir"),
             CriuArguments = criuArgs,
+            RecipientChecks = caChecks,
         };
         var result = StreamingDump.Run(options);
         var e = result.Envelope;

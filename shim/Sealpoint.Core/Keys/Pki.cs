@@ -82,11 +82,8 @@ public sealed class Pki(string root)
         WriteCrl(builder, ca, number + 1);
     }
 
-    /// <summary>
-    /// Checks a recipient certificate: its validity period, and when this PKI has a CA, that the CA issued it
-    /// and that the CA's CRL (signature verified) does not list it.
-    /// </summary>
-    public void Validate(X509Certificate2 certificate, string source)
+    /// <summary>The cheap check of a recipient: its certificate's validity period.</summary>
+    private static void CheckValidityPeriod(X509Certificate2 certificate, string source)
     {
         var now = DateTime.UtcNow;
         if (certificate.NotAfter.ToUniversalTime() < now)
@@ -95,7 +92,17 @@ public sealed class Pki(string root)
         if (certificate.NotBefore.ToUniversalTime() > now.AddMinutes(5))
             throw new SealpointException(ErrorKind.Policy, $"certificate {source} ({certificate.Subject}) is not valid before {certificate.NotBefore.ToUniversalTime():u}",
                 "check the clocks of this node and of the CA");
+    }
+
+    /// <summary>
+    /// The costly check of a recipient (the first X509Chain of a process loads the system trust store, about 60 ms):
+    /// when this PKI has a CA, that the CA issued the certificate and that the CA's CRL (signature verified) does not
+    /// list it.
+    /// </summary>
+    public void CheckIssuedByCa(X509Certificate2 certificate, string source)
+    {
         if (!HasCa) return;
+        var now = DateTime.UtcNow;
         string caPem = File.ReadAllText(CaCertPath);
         byte[]? crl = File.Exists(CrlPath) ? File.ReadAllBytes(CrlPath) : null;
         string? cacheEntry = VerifiedCache is null ? null : Path.Combine(VerifiedCache, VerificationKey(certificate, caPem, crl));
@@ -278,11 +285,29 @@ public sealed class Pki(string root)
     /// <summary>Resolves a recipient given as a certificate path or as an identity name in this PKI.</summary>
     public Recipient ResolveRecipient(string nameOrPath)
     {
-        string path = File.Exists(nameOrPath) || nameOrPath.Contains('/') || nameOrPath.EndsWith(".pem", StringComparison.Ordinal)
+        var recipient = LoadRecipient(nameOrPath, out string path);
+        CheckIssuedByCa(recipient.Certificate, path);
+        return recipient;
+    }
+
+    /// <summary>
+    /// <see cref="ResolveRecipient"/> without the CA and CRL checks, which are returned to run later (while CRIU
+    /// dumps, say): a recipient must pass them before any data key is wrapped for it.
+    /// </summary>
+    public Recipient ResolveRecipientDeferringCaCheck(string nameOrPath, out Action caCheck)
+    {
+        var recipient = LoadRecipient(nameOrPath, out string path);
+        caCheck = () => CheckIssuedByCa(recipient.Certificate, path);
+        return recipient;
+    }
+
+    private Recipient LoadRecipient(string nameOrPath, out string path)
+    {
+        path = File.Exists(nameOrPath) || nameOrPath.Contains('/') || nameOrPath.EndsWith(".pem", StringComparison.Ordinal)
             ? nameOrPath
             : CertPath(nameOrPath);
         var recipient = Recipient.Load(path);
-        Validate(recipient.Certificate, path);
+        CheckValidityPeriod(recipient.Certificate, path);
         return recipient;
     }
 }

@@ -68,7 +68,8 @@ internal sealed class ParallelPageSealer : WriteOnlyStream
         _headerBytes = header.ToBytes();
         _digest.AppendData(_headerBytes);
         _newCipher = newCipher;
-        Batches = threads + 2;
+        // At least 8 (2 MiB): on few cores the one writer stalls less with a few batches sealed ahead of it.
+        Batches = Math.Max(threads + 2, 8);
         _workers = new Thread[threads];
     }
 

@@ -1,12 +1,12 @@
 using System.Diagnostics;
 
-namespace Sealpoint.Runtime;
+namespace Sealpoint.Core;
 
 /// <summary>
 /// Where a checkpoint or restore spends its time, for people tuning a node: with SEALPOINT_TRACE=1 each phase's wall
-/// time goes to stderr as "sealpoint-runc: timing: PHASE N ms". Off by default (engines read runc's stderr).
+/// time goes to stderr as "PROGRAM: timing: PHASE N ms". Off by default (engines read runc's stderr).
 /// </summary>
-public sealed class PhaseTimer
+public sealed class PhaseTimer(string program)
 {
     public const string Variable = "SEALPOINT_TRACE";
 
@@ -20,7 +20,7 @@ public sealed class PhaseTimer
         if (!_enabled) return;
         var now = _clock.Elapsed;
         double sinceStart = (DateTime.Now - Process.GetCurrentProcess().StartTime).TotalMilliseconds;
-        try { Console.Error.WriteLine($"sealpoint-runc: timing: {phase} {(now - _last).TotalMilliseconds:F1} ms (at {sinceStart:F0} ms since process start)"); }
+        try { Console.Error.WriteLine($"{program}: timing: {phase} {(now - _last).TotalMilliseconds:F1} ms (at {sinceStart:F0} ms since process start)"); }
         catch (IOException) { }
         _last = now;
     }
