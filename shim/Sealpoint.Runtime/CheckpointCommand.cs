@@ -31,6 +31,9 @@ public static class CheckpointCommand
                 args.Problem ?? $"checkpoint needs exactly one container id, got {args.Positionals.Count} ({string.Join(" ", args.Positionals.Select(NodeConfig.Printable))})",
                 "give runc checkpoint [options] <container-id>");
 
+        // One-time set-up of OpenSSL's HMAC and the JSON serializer, on a spare core while runc state runs.
+        _ = Task.Run(EnvelopeFile.WarmUp);
+
         // 1. Decide before touching the container: any error here leaves it running and untouched.
         using var state = runc.State(args, id, out string stateError)
             ?? throw new SealpointException(ErrorKind.NotFound, $"cannot read the state of container {id}: {(stateError.Length > 0 ? stateError : "runc state failed")}",

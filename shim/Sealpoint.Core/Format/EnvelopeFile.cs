@@ -35,6 +35,23 @@ public sealed class EnvelopeFile
         return [.. body, .. Encoding.ASCII.GetBytes(MacPrefix + Convert.ToBase64String(mac) + "\n")];
     }
 
+    /// <summary>
+    /// Serializes and authenticates a throwaway envelope (all-zero key, nothing secret), so that the first real one does
+    /// not pay System.Text.Json's and HMAC's one-time set-up (15-20 ms measured). Run it on a spare thread while CRIU
+    /// dumps: the real envelope is written while the tasks are frozen (streamed dump) or the engine waits (runtime).
+    /// </summary>
+    public static void WarmUp()
+    {
+        var entry = new FileEntry { Name = "warm-up.img", Kind = FileEntryKinds.Pages, Size = 0, Digest = "sha256:" + new string('0', 64) };
+        Serialize(new Envelope
+        {
+            CheckpointId = new string('0', 2 * SealedFile.IdSize), LineageId = new string('0', 2 * SealedFile.IdSize), Generation = 1,
+            Created = DateTimeOffset.UtcNow, MetadataCipher = "chacha20-poly1305", PagesCipher = "aes-256-gcm",
+            Recipients = [new RecipientStanza { Id = new string('0', 64), Type = "warm-up", WrappedKey = "" }],
+            Files = [entry], Annotations = new Dictionary<string, string> { ["warm-up"] = "" },
+        }, new byte[32]);
+    }
+
     public static EnvelopeFile Read(string path)
     {
         var info = new FileInfo(path);

@@ -52,6 +52,7 @@ public static class StreamingDump
             throw new SealpointException(ErrorKind.NotFound, $"process {options.Pid} is not running", "give the pid of a running process tree (-t PID)");
         var clock = Stopwatch.StartNew();
         var recipientChecks = options.RecipientChecks is { } checks ? Task.Run(checks) : Task.CompletedTask;
+        _ = Task.Run(EnvelopeFile.WarmUp);
         string images = Path.GetFullPath(options.ImagesDirectory).TrimEnd('/');
         if (options.WorkDirectory is { } given && (Path.GetFullPath(given).TrimEnd('/') + "/").StartsWith(images + "/", StringComparison.Ordinal))
             throw new SealpointException(ErrorKind.Usage, "the work directory is the sealed checkpoint's directory or inside it",
