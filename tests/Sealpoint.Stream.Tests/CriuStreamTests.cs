@@ -136,11 +136,7 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
         Assert.Equal(9, sealpoint.ExitCode);
         Assert.Contains("criu dump failed", output);
         Assert.Contains("still running", output);
-        Assert.False(Directory.Exists(images) && Directory.EnumerateFileSystemEntries(images).Any(),
-            $"the failed dump left files in {images}: {string.Join(", ", Directory.Exists(images) ? Directory.EnumerateFileSystemEntries(images) : [])}");
-        Assert.True(workload.IsAlive, "the process died with CRIU");
-        workload.WaitForProgress(3);
-        workload.VerifyMemory();
+        FailedDump.AssertNoCheckpointAndProcessUntouched(workload, images);
     }
 
     [Fact]
@@ -204,9 +200,7 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
         string output = File.ReadAllText(dir.File("dump.out"));
         Assert.Equal(9, sealpoint.ExitCode);
         Assert.Contains("interrupted", output);
-        Assert.False(Directory.Exists(images) && Directory.EnumerateFileSystemEntries(images).Any());
-        Assert.True(workload.IsAlive);
-        workload.WaitForProgress(3);
+        FailedDump.AssertNoCheckpointAndProcessUntouched(workload, images);
     }
 
     [Fact]
@@ -272,11 +266,7 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
         Assert.Equal(8, revoked.ExitCode);
         Assert.Contains("is revoked", revoked.StandardError);
 
-        foreach (var d in "ab") Assert.False(Directory.Exists(dir.File(d.ToString())) && Directory.EnumerateFileSystemEntries(dir.File(d.ToString())).Any(),
-            $"a refused dump left files in {d}/");
-        Assert.True(workload.IsAlive);
-        workload.WaitForProgress(2);
-        workload.VerifyMemory();
+        FailedDump.AssertNoCheckpointAndProcessUntouched(workload, dir.File("a"), dir.File("b"));
     }
 
     [Fact]
@@ -308,10 +298,7 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
         var e = Assert.ThrowsAny<Sealpoint.Core.SealpointException>(() => StreamingDump.Run(options));
         Assert.Contains("test recipient check failed", e.Message);
         Assert.Contains("still running", e.Fix);
-        Assert.False(Directory.Exists(images) && Directory.EnumerateFileSystemEntries(images).Any(), "the failed dump left sealed files");
-        Assert.True(workload.IsAlive, "the process died");
-        workload.WaitForProgress(3);
-        workload.VerifyMemory();
+        FailedDump.AssertNoCheckpointAndProcessUntouched(workload, images);
     }
 
     [Fact]

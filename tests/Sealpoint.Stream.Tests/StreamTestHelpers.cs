@@ -95,6 +95,20 @@ public static class SecretSearch
     }
 }
 
+/// <summary>What every failed dump must leave: no checkpoint, and the process running on with its memory intact.</summary>
+public static class FailedDump
+{
+    public static void AssertNoCheckpointAndProcessUntouched(Workload workload, params string[] imageDirectories)
+    {
+        foreach (string images in imageDirectories)
+            Assert.False(Directory.Exists(images) && Directory.EnumerateFileSystemEntries(images).Any(),
+                $"the failed dump left files in {images}: {string.Join(", ", Directory.Exists(images) ? Directory.EnumerateFileSystemEntries(images) : [])}");
+        Assert.True(workload.IsAlive, $"process {workload.Pid} did not survive the failed dump");
+        workload.WaitForProgress(3);
+        workload.VerifyMemory();
+    }
+}
+
 public static class Secrets
 {
     /// <summary>A random secret no file on this machine can hold by chance.</summary>
