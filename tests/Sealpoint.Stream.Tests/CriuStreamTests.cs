@@ -302,6 +302,32 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
     }
 
     [Fact]
+    public void A_recipient_check_that_hangs_is_given_up_at_post_dump_and_the_process_resumes()
+    {
+        Tools.RequireRoot();
+        using var dir = TempDir.Create("stream-hungcheck");
+        using var workload = Workload.StartMemHog(64, Secrets.New("hungcheck"), dir.Dir("workload"));
+        string images = dir.File("sealed");
+        using var release = new ManualResetEventSlim();
+        var options = new StreamDumpOptions
+        {
+            CriuPath = CriuProcess.Resolve(null),
+            Pid = workload.Pid,
+            ImagesDirectory = images,
+            Seal = new Sealpoint.Core.Checkpoint.SealOptions { Recipients = [new Sealpoint.Core.Keys.Pki(pki.Root).ResolveRecipient("node-a")], Sync = false },
+            WorkDirectory = dir.Dir("work"),
+            FinishTimeout = TimeSpan.FromSeconds(2),
+            // A CRL on a stalled file system, say: the frozen tasks must not wait for it longer than the finish timeout.
+            RecipientChecks = () => release.Wait(TimeSpan.FromMinutes(2)),
+        };
+        var e = Assert.ThrowsAny<Sealpoint.Core.SealpointException>(() => StreamingDump.Run(options));
+        release.Set();
+        Assert.Contains("did not finish within 2 s", e.Message);
+        Assert.Contains("still running", e.Fix);
+        FailedDump.AssertNoCheckpointAndProcessUntouched(workload, images);
+    }
+
+    [Fact]
     public void Restore_refuses_missing_keys_non_recipients_and_tampered_images_before_criu_runs()
     {
         Tools.RequireRoot();

@@ -107,7 +107,7 @@ public static class StreamingDump
                 // CRIU wrote every image and waits in its post-dump step, the tasks still frozen.
                 try
                 {
-                    recipientChecks.GetAwaiter().GetResult();
+                    AwaitRecipientChecks(recipientChecks, options.FinishTimeout);
                     session.Finish(options.FinishTimeout);
                     timer.Mark("last images sealed");
                     writer.Complete();
@@ -161,6 +161,18 @@ public static class StreamingDump
             writer.Dispose();
             work.Dispose();
         }
+    }
+
+    /// <summary>Bounded: the tasks are frozen while this waits, and a CRL on a stalled file system must not hold them.</summary>
+    private static void AwaitRecipientChecks(Task checks, TimeSpan timeout)
+    {
+        bool done;
+        try { done = checks.Wait(timeout); }
+        catch (AggregateException) { done = true; }
+        if (!done)
+            throw new SealpointException(ErrorKind.External, $"the recipients' CA and CRL checks did not finish within {timeout.TotalSeconds:F0} s",
+                "check that the PKI folder (CA certificate and CRL) can be read, then run the dump again");
+        checks.GetAwaiter().GetResult(); // the check's own error, if it failed
     }
 
     private static string Summary(CriuProcess criu) => criu.LogSummary() is { Length: > 0 } s ? $": {s}" : "";
