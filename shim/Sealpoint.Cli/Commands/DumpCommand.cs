@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Sealpoint.Cli.CommandLine;
+using Sealpoint.Core;
 using Sealpoint.Core.Checkpoint;
 using Sealpoint.Core.Crypto;
 using Sealpoint.Core.Streaming;
@@ -40,12 +41,15 @@ public sealed class DumpCommand : Command
 
     public override int Run(ParsedArguments args, Output output)
     {
+        var timer = new PhaseTimer("sealpoint");
+        timer.Mark(".NET start-up, arguments");
         string pidText = args.Require("tree", "give the process tree to dump: -t PID");
         if (!int.TryParse(pidText, out int pid) || pid <= 0)
             throw UsageError($"-t needs a process id, not '{pidText}'", "write -t PID");
         string dir = args.Require("images-dir", "give the directory for the sealed checkpoint: -D DIR");
         // The recipients' CA and CRL checks (the costly part) run while CRIU starts dumping; see StreamDumpOptions.
         var recipients = Defaults.RecipientsDeferringCaChecks(args, out var caChecks);
+        timer.Mark("recipient certificates loaded");
         var seal = new SealOptions
         {
             Recipients = recipients,
