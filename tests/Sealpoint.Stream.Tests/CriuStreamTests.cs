@@ -368,16 +368,19 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
     }
 
     [Theory]
-    [InlineData("default")]
-    [InlineData("--no-preverify")]
-    public void A_tampered_page_is_caught_while_serving_and_kills_criu_and_what_it_restored(string mode)
+    [InlineData("default", "pages-")]
+    [InlineData("--no-preverify", "pages-")]
+    // A small metadata image is served on the control thread (it fits the pipe whole); unchecked before CRIU starts,
+    // its failure must end the restore the same way.
+    [InlineData("--no-preverify", "core-")]
+    public void A_tampered_page_is_caught_while_serving_and_kills_criu_and_what_it_restored(string mode, string tampered)
     {
         Tools.RequireRoot();
         using var dir = TempDir.Create("stream-restore-tamper");
         string images = DumpSecretHolder(dir, out int pid);
         // A page body is not read before CRIU starts (only its tag table, which still matches): its own tag fails
         // when it is served, before its plaintext reaches CRIU's pipe.
-        FlipByteIn(images, "pages-");
+        FlipByteIn(images, tampered);
         string work = dir.Dir("work");
         string[] extra = mode == "default" ? [] : [mode];
         var restore = SealpointCli.RunToFile(dir.File("restore.out"), ["restore", "-D", images, "--key", pki.Key("node-a"), "-d",

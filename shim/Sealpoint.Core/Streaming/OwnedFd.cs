@@ -35,6 +35,9 @@ public sealed unsafe class OwnedFd : IDisposable
     /// <summary>Asks the kernel for a larger pipe buffer: fewer wake-ups per MiB moved. Best effort.</summary>
     public void TryGrowPipe(int bytes) => Posix.Fcntl(Fd, Posix.F_SETPIPE_SZ, bytes);
 
+    /// <summary>The pipe's buffer size in bytes (0 if this is not a pipe).</summary>
+    public int PipeCapacity => Math.Max(0, Posix.Fcntl(Fd, Posix.F_GETPIPE_SZ, 0));
+
     /// <summary>Waits until the descriptor is ready for <paramref name="events"/>; false on timeout.</summary>
     public bool Wait(short events, PollCancellation? cancel, int timeoutMs)
     {

@@ -26,6 +26,7 @@ internal static unsafe partial class Posix
     public const int F_GETFL = 3;
     public const int F_SETFL = 4;
     public const int F_SETPIPE_SZ = 1031;
+    public const int F_GETPIPE_SZ = 1032;
     public const int EINTR = 4;
     public const int EAGAIN = 11;
     public const int EPIPE = 32;

@@ -48,7 +48,8 @@ public static class StreamingRestore
     /// that keeps all of a page file's tags. With <paramref name="tablesOnly"/>, page files are checked by their
     /// header and tag table only (<see cref="SealedCheckpoint.CheckPageTable"/>): 16 bytes read per page, none decrypted.
     /// </summary>
-    public static void VerifyAll(SealedCheckpoint checkpoint, bool tablesOnly = false)
+    /// <param name="keep">Where small images, once verified in full, are kept to be served without a second decryption.</param>
+    public static void VerifyAll(SealedCheckpoint checkpoint, bool tablesOnly = false, VerifiedImageCache? keep = null)
     {
         var files = checkpoint.Envelope.Files.Where(f => f.IsSealed || f.Kind == Format.FileEntryKinds.Plain)
             .OrderByDescending(f => f.Size ?? 0).ToList();
@@ -59,6 +60,8 @@ public static class StreamingRestore
                 {
                     if (tablesOnly && file.Kind == Format.FileEntryKinds.Pages)
                         checkpoint.CheckPageTable(file.Name, buffer);
+                    else if (keep is not null && file.Size is { } size && size <= VerifiedImageCache.MaxImageSize)
+                        KeepVerified(checkpoint, file.Name, (int)size, keep);
                     else
                         using (var s = checkpoint.OpenFile(file.Name, Environment.ProcessorCount))
                             while (s.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false) > 0) { }
@@ -73,17 +76,44 @@ public static class StreamingRestore
         }
     }
 
+    /// <summary>Reads a small image through its verifying stream; only once it ended verified is the plaintext kept.</summary>
+    private static void KeepVerified(SealedCheckpoint checkpoint, string name, int size, VerifiedImageCache keep)
+    {
+        byte[] plaintext = GC.AllocateUninitializedArray<byte>(size);
+        bool kept = false;
+        try
+        {
+            using (var s = checkpoint.OpenFile(name))
+            {
+                int n = s.ReadAtLeast(plaintext, size, throwOnEndOfStream: false);
+                // The stream checks the digest at its end: reading past the expected size proves both.
+                if (n != size || s.Read(stackalloc byte[1]) != 0)
+                    throw new IntegrityException($"'{name}' does not have the size the envelope gives it ({size} bytes)");
+            }
+            kept = keep.TryAdd(name, plaintext);
+        }
+        finally
+        {
+            if (!kept) System.Security.Cryptography.CryptographicOperations.ZeroMemory(plaintext);
+        }
+    }
+
     public static StreamRestoreResult Run(StreamRestoreOptions options, Action<string>? progress = null)
     {
+        var timer = new PhaseTimer("sealpoint");
+        timer.Mark("start-up, arguments, identity");
         CriuArguments.Check(options.CriuArguments, "restore");
         var clock = Stopwatch.StartNew();
         using var checkpoint = SealedCheckpoint.Open(options.ImagesDirectory, options.Identity);
+        timer.Mark("envelope and listing");
+        using var verified = new VerifiedImageCache(VerifiedImageCache.DefaultBudget);
         if (options.Check != RestoreCheck.None)
         {
             progress?.Invoke($"checking the {checkpoint.Envelope.Files.Count} files of checkpoint {checkpoint.Envelope.CheckpointId} ({options.Check})");
-            VerifyAll(checkpoint, tablesOnly: options.Check == RestoreCheck.Tables);
+            VerifyAll(checkpoint, tablesOnly: options.Check == RestoreCheck.Tables, keep: verified);
         }
         var verifyElapsed = clock.Elapsed;
+        timer.Mark($"checks before CRIU ({options.Check})");
         using var work = WorkDirectory.Create(options.WorkDirectory, "restore");
         CriuProcess? criu = null;
         ServeSession? session = null;
@@ -99,7 +129,7 @@ public static class StreamingRestore
         {
             // A failure kills CRIU and what it forked before the failing pipe closes: CRIU must never take a
             // cut-short image for a complete one.
-            session = new ServeSession(checkpoint, work.OwnFile(StreamerProtocol.ServeSocketName)) { OnFailure = _ => criu?.KillTree() };
+            session = new ServeSession(checkpoint, work.OwnFile(StreamerProtocol.ServeSocketName), verified) { OnFailure = _ => criu?.KillTree() };
             session.Start();
             string log = CriuArguments.LogFileOf(options.CriuArguments, work.Path) ?? work.File("restore.log");
             var args = new List<string> { "restore", "--stream", "-D", work.Path, "-W", work.Path };
@@ -109,6 +139,7 @@ public static class StreamingRestore
             work.Keep = true; // CRIU's log explains a failure from here on
             criu = CriuProcess.Start(options.CriuPath, args, log);
             criu.WaitForExit();
+            timer.Mark("criu restore, images served");
             // CRIU is gone: an image it left unread can never be read; stop its thread.
             session.Stop();
             if (session.Failure is SealpointException se)
