@@ -22,7 +22,7 @@ public sealed record StreamDumpOptions
     /// Checks of the recipients that need not delay CRIU (their CA and CRL checks: the first certificate chain of a
     /// process costs about 60 ms). They run on another thread from the start; a failure before CRIU starts refuses the
     /// dump, a later one fails it at once (CRIU resumes the process), and the checkpoint is only completed, and the
-    /// process only stopped, after they passed. No data key is wrapped for a recipient before that.
+    /// process only stopped, after they passed: no envelope (the data key wrapped for the recipients) is written before.
     /// </summary>
     public Action? RecipientChecks { get; init; }
 }
