@@ -276,25 +276,17 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
         using var dir = TempDir.Create("stream-latecheck");
         using var workload = Workload.StartMemHog(256, Secrets.New("latecheck"), dir.Dir("workload"));
         string images = dir.File("sealed"), work = dir.Dir("work");
-        var options = new StreamDumpOptions
+        // Fails only once CRIU has started writing images, so the failure arrives mid-dump.
+        var options = LibraryDump(workload, images, work, () =>
         {
-            CriuPath = CriuProcess.Resolve(null),
-            Pid = workload.Pid,
-            ImagesDirectory = images,
-            Seal = new Sealpoint.Core.Checkpoint.SealOptions { Recipients = [new Sealpoint.Core.Keys.Pki(pki.Root).ResolveRecipient("node-a")], Sync = false },
-            WorkDirectory = work,
-            // Fails only once CRIU has started writing images, so the failure arrives mid-dump.
-            RecipientChecks = () =>
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (!Directory.Exists(images) || !Directory.EnumerateFiles(images, "pages-*").Any())
             {
-                var deadline = DateTime.UtcNow.AddSeconds(30);
-                while (!Directory.Exists(images) || !Directory.EnumerateFiles(images, "pages-*").Any())
-                {
-                    if (DateTime.UtcNow > deadline) break;
-                    Thread.Sleep(5);
-                }
-                throw new Sealpoint.Core.SealpointException(Sealpoint.Core.ErrorKind.Policy, "test recipient check failed", "test fix");
-            },
-        };
+                if (DateTime.UtcNow > deadline) break;
+                Thread.Sleep(5);
+            }
+            throw new Sealpoint.Core.SealpointException(Sealpoint.Core.ErrorKind.Policy, "test recipient check failed", "test fix");
+        });
         var e = Assert.ThrowsAny<Sealpoint.Core.SealpointException>(() => StreamingDump.Run(options));
         Assert.Contains("test recipient check failed", e.Message);
         Assert.Contains("still running", e.Fix);
@@ -309,17 +301,9 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
         using var workload = Workload.StartMemHog(64, Secrets.New("hungcheck"), dir.Dir("workload"));
         string images = dir.File("sealed");
         using var release = new ManualResetEventSlim();
-        var options = new StreamDumpOptions
-        {
-            CriuPath = CriuProcess.Resolve(null),
-            Pid = workload.Pid,
-            ImagesDirectory = images,
-            Seal = new Sealpoint.Core.Checkpoint.SealOptions { Recipients = [new Sealpoint.Core.Keys.Pki(pki.Root).ResolveRecipient("node-a")], Sync = false },
-            WorkDirectory = dir.Dir("work"),
-            FinishTimeout = TimeSpan.FromSeconds(2),
-            // A CRL on a stalled file system, say: the frozen tasks must not wait for it longer than the finish timeout.
-            RecipientChecks = () => release.Wait(TimeSpan.FromMinutes(2)),
-        };
+        // A CRL on a stalled file system, say: the frozen tasks must not wait for it longer than the finish timeout.
+        var options = LibraryDump(workload, images, dir.Dir("work"), () => release.Wait(TimeSpan.FromMinutes(2)))
+            with { FinishTimeout = TimeSpan.FromSeconds(2) };
         var e = Assert.ThrowsAny<Sealpoint.Core.SealpointException>(() => StreamingDump.Run(options));
         release.Set();
         Assert.Contains("did not finish within 2 s", e.Message);
@@ -403,6 +387,17 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
         Pids.WaitReaped([pid], TimeSpan.FromSeconds(30));
         return images;
     }
+
+    /// <summary>A streamed dump run through the library rather than the CLI, with recipient checks the test controls.</summary>
+    private StreamDumpOptions LibraryDump(Workload workload, string images, string work, Action recipientChecks) => new()
+    {
+        CriuPath = CriuProcess.Resolve(null),
+        Pid = workload.Pid,
+        ImagesDirectory = images,
+        Seal = new Sealpoint.Core.Checkpoint.SealOptions { Recipients = [new Sealpoint.Core.Keys.Pki(pki.Root).ResolveRecipient("node-a")], Sync = false },
+        WorkDirectory = work,
+        RecipientChecks = recipientChecks,
+    };
 
     private static void FlipByteIn(string images, string prefix)
     {

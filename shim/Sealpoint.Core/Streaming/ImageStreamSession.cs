@@ -109,8 +109,11 @@ public abstract class ImageStreamSession : IDisposable
         }
     }
 
-    /// <summary>Starts the thread that moves one image; the pipe is closed when it ends.</summary>
-    protected void StartImage(string filename, OwnedFd pipe, Action<OwnedFd> body)
+    /// <summary>
+    /// Moves one image on a thread of its own, or with <paramref name="onThisThread"/> right here (only for an image that
+    /// cannot block: the control thread must stay free for CRIU's next request). The pipe is closed when it ends.
+    /// </summary>
+    protected void StartImage(string filename, OwnedFd pipe, Action<OwnedFd> body, bool onThisThread = false)
     {
         try { BeginImage(filename); }
         catch
@@ -118,23 +121,24 @@ public abstract class ImageStreamSession : IDisposable
             pipe.Dispose();
             throw;
         }
-        ContinueImage(filename, pipe, body);
+        if (onThisThread) MoveImage(filename, pipe, body);
+        else ContinueImage(filename, pipe, body);
     }
 
     /// <summary>Like <see cref="StartImage"/> for an image already counted open (handed over from another thread).</summary>
-    protected void ContinueImage(string filename, OwnedFd pipe, Action<OwnedFd> body)
+    protected void ContinueImage(string filename, OwnedFd pipe, Action<OwnedFd> body) =>
+        StartThread($"criu-image {filename}", () => MoveImage(filename, pipe, body));
+
+    private void MoveImage(string filename, OwnedFd pipe, Action<OwnedFd> body)
     {
-        StartThread($"criu-image {filename}", () =>
+        try { body(pipe); }
+        catch (StreamCancelledException) { }
+        catch (Exception e) { Fail(Describe(e, filename)); }
+        finally
         {
-            try { body(pipe); }
-            catch (StreamCancelledException) { }
-            catch (Exception e) { Fail(Describe(e, filename)); }
-            finally
-            {
-                pipe.Dispose();
-                EndImage();
-            }
-        });
+            pipe.Dispose();
+            EndImage();
+        }
     }
 
     /// <summary>Counts an image as open (its pipe is being served); refuses beyond <see cref="StreamingLimits.MaxOpenImages"/>.</summary>

@@ -46,7 +46,6 @@ public static class StreamingDump
     public static StreamDumpResult Run(StreamDumpOptions options, Action<string>? progress = null)
     {
         var timer = new PhaseTimer("sealpoint");
-        timer.Mark("options");
         CriuArguments.Check(options.CriuArguments, "dump");
         if (options.Pid <= 0 || !CriuProcess.IsRunning(options.Pid))
             throw new SealpointException(ErrorKind.NotFound, $"process {options.Pid} is not running", "give the pid of a running process tree (-t PID)");

@@ -106,7 +106,7 @@ public static class StreamingRestore
         var clock = Stopwatch.StartNew();
         using var checkpoint = SealedCheckpoint.Open(options.ImagesDirectory, options.Identity);
         timer.Mark("envelope and listing");
-        using var verified = new VerifiedImageCache(VerifiedImageCache.DefaultBudget);
+        using var verified = new VerifiedImageCache();
         if (options.Check != RestoreCheck.None)
         {
             progress?.Invoke($"checking the {checkpoint.Envelope.Files.Count} files of checkpoint {checkpoint.Envelope.CheckpointId} ({options.Check})");

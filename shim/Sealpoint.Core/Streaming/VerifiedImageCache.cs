@@ -5,7 +5,7 @@ namespace Sealpoint.Core.Streaming;
 /// <summary>
 /// The plaintext of small images that the checks before a streamed restore already verified in full, kept so that
 /// serving them to CRIU needs no second decryption (a tree of 100 processes has ~600 of them; each costs about a
-/// quarter of a millisecond to open and decrypt while CRIU waits). Bounded by <see cref="Budget"/> bytes; images
+/// quarter of a millisecond to open and decrypt while CRIU waits). Bounded by <see cref="Budget"/> bytes in all; images
 /// beyond it are decrypted again when served. What CRIU receives is exactly what was verified. Wiped on dispose.
 /// </summary>
 public sealed class VerifiedImageCache : IDisposable
@@ -16,12 +16,8 @@ public sealed class VerifiedImageCache : IDisposable
     private readonly Dictionary<string, byte[]> _images = new(StringComparer.Ordinal);
     private long _bytes;
 
-    public VerifiedImageCache(long budget) => Budget = budget;
-
-    /// <summary>Default budget: part of the streamer's stated memory bound (docs/streaming.md).</summary>
-    public const long DefaultBudget = 4L * 1024 * 1024;
-
-    public long Budget { get; }
+    /// <summary>Part of the streamer's stated memory bound (docs/streaming.md).</summary>
+    public const long Budget = 4L * 1024 * 1024;
 
     /// <summary>Takes ownership of <paramref name="plaintext"/> (verified in full); false, and nothing kept, when the budget is spent.</summary>
     public bool TryAdd(string name, byte[] plaintext)
@@ -45,8 +41,6 @@ public sealed class VerifiedImageCache : IDisposable
             return found;
         }
     }
-
-    public int Count { get { lock (_images) return _images.Count; } }
 
     public void Dispose()
     {
