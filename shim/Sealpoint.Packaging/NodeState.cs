@@ -24,6 +24,16 @@ public sealed class NodeState
         return new NodeState(explicitRoot ?? (string.IsNullOrEmpty(env) ? DefaultRoot : env));
     }
 
+    /// <summary>
+    /// The node's cache of recipient certificates that passed the CA and CRL checks (<see cref="Core.Keys.Pki.VerifiedCache"/>);
+    /// null, i.e. every check made in full, when the state folder cannot be used (not root, say).
+    /// </summary>
+    public static string? VerifiedCertificatesCache()
+    {
+        try { return FromEnvironment().EnsureDirectory("verified-certificates"); }
+        catch (SealpointException) { return null; }
+    }
+
     public string PathOf(params string[] parts) => Path.Combine([Root, .. parts]);
 
     /// <summary>Creates the folder (and sub-folders) private to the owner; refuses a folder others can read.</summary>

@@ -44,7 +44,7 @@ public static class CheckpointCommand
         // One-time set-up of the envelope's JSON serializer and HMAC on a spare core: the envelope is written after runc's dump.
         _ = Task.Run(EnvelopeFile.WarmUp);
 
-        var recipients = SealingPolicy.LoadRecipients(decision, config, VerifiedCertificates());
+        var recipients = SealingPolicy.LoadRecipients(decision, config, NodeState.VerifiedCertificatesCache());
         timer.Mark("policy and recipient certificates");
         bool preDump = args.IsSet("pre-dump");
         if (args.IsSet("lazy-pages") || args.Value("page-server") is not null)
@@ -121,13 +121,6 @@ public static class CheckpointCommand
             if (!keep) staged.Wipe();
             timer.Mark("wipe staging");
         }
-    }
-
-    /// <summary>The node's cache of recipient certificates that passed the CA/CRL checks; null (no cache) when the state folder is unusable.</summary>
-    private static string? VerifiedCertificates()
-    {
-        try { return NodeState.FromEnvironment().EnsureDirectory("verified-certificates"); }
-        catch (SealpointException) { return null; }
     }
 
     /// <summary>The checkpoint is complete whatever happens here: a failure to remember it only costs the next one its lineage.</summary>

@@ -50,5 +50,53 @@ public sealed class RoundTripTests(TestPki pki) : IClassFixture<TestPki>, IDispo
         Assert.Equal(File.ReadAllBytes(Path.Combine(src, "stats-dump")), File.ReadAllBytes(Path.Combine(sealedDir, "stats-dump")));
     }
 
+    [Fact]
+    public void A_writer_that_learns_its_recipients_late_seals_the_same_checkpoint_and_never_completes_without_them()
+    {
+        string sealedDir = Path.Combine(_work, "late");
+        using (var writer = SealedCheckpointWriter.CreateBeforeRecipients(sealedDir, new SealOptions { Recipients = [], Sync = false }))
+        {
+            byte[] core = RandomNumberGenerator.GetBytes(70_000);
+            using (var file = writer.CreateFile("core-1.img"))
+            {
+                file.Write(core);
+                file.Commit();
+            }
+            var early = Assert.Throws<InvalidOperationException>(() => writer.Complete());
+            Assert.Contains("never wrapped", early.Message);
+            Assert.False(File.Exists(Path.Combine(sealedDir, ImageFiles.EnvelopeName)));
+            var none = Assert.Throws<SealpointException>(() => writer.WrapFor([]));
+            Assert.Equal(ErrorKind.Usage, none.Kind);
+
+            writer.WrapFor([pki.Recipient("node-b"), pki.Recipient("node-c")]);
+            Assert.Throws<InvalidOperationException>(() => writer.WrapFor([pki.Recipient("node-a")]));
+            Assert.Equal(2, writer.Complete().Recipients.Count);
+
+            using var identity = pki.Identity("node-c");
+            using var opened = SealedCheckpoint.Open(sealedDir, identity);
+            string outDir = Path.Combine(_work, "late-out");
+            opened.DecryptTo(outDir);
+            Assert.Equal(core, File.ReadAllBytes(Path.Combine(outDir, "core-1.img")));
+        }
+        using var stranger = pki.Identity("node-a");
+        Assert.ThrowsAny<SealpointException>(() => SealedCheckpoint.Open(sealedDir, stranger));
+    }
+
+    [Fact]
+    public void Reading_a_recipient_fails_at_once_for_a_missing_file_and_later_for_a_bad_certificate()
+    {
+        var missing = Assert.Throws<SealpointException>(() => pki.Pki.ReadRecipient(Path.Combine(_work, "nope.pem")));
+        Assert.Equal(ErrorKind.NotFound, missing.Kind);
+
+        string garbage = Path.Combine(_work, "garbage.pem");
+        File.WriteAllText(garbage, "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n");
+        var parse = pki.Pki.ReadRecipient(garbage); // read, not yet parsed
+        var bad = Assert.Throws<SealpointException>(() => parse());
+        Assert.Equal(ErrorKind.Key, bad.Kind);
+        Assert.Contains("cannot be read", bad.Message);
+
+        Assert.Equal(pki.Recipient("node-a").Id, pki.Pki.ReadRecipient("node-a")().Id);
+    }
+
     public void Dispose() => Directory.Delete(_work, recursive: true);
 }

@@ -266,7 +266,19 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
         Assert.Equal(8, revoked.ExitCode);
         Assert.Contains("is revoked", revoked.StandardError);
 
-        FailedDump.AssertNoCheckpointAndProcessUntouched(workload, dir.File("a"), dir.File("b"));
+        // A missing certificate file is refused before CRIU starts; a malformed one is parsed beside CRIU
+        // (StreamDumpOptions.LoadRecipients) and fails the dump the same way.
+        var missing = SealpointCli.Run("dump", "-t", pid, "-D", dir.File("c"), "-r", dir.File("nowhere.pem"), "--pki", pki.Root);
+        Assert.Equal(6, missing.ExitCode);
+        Assert.Contains("does not exist", missing.StandardError);
+        Assert.DoesNotContain("CRIU", missing.StandardError);
+        string garbage = dir.File("garbage.pem");
+        File.WriteAllText(garbage, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+        var malformed = SealpointCli.Run("dump", "-t", pid, "-D", dir.File("d"), "-r", garbage, "--pki", pki.Root);
+        Assert.Equal(4, malformed.ExitCode);
+        Assert.Contains("cannot be read", malformed.StandardError);
+
+        FailedDump.AssertNoCheckpointAndProcessUntouched(workload, dir.File("a"), dir.File("b"), dir.File("c"), dir.File("d"));
     }
 
     [Fact]

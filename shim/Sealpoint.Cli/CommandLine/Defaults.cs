@@ -6,8 +6,9 @@ namespace Sealpoint.Cli.CommandLine;
 /// <summary>Resolution of the options several commands share (PKI folder, keys, recipients).</summary>
 public static class Defaults
 {
-    public static Pki Pki(ParsedArguments args) =>
-        new(args.Get("pki") ?? Environment.GetEnvironmentVariable("SEALPOINT_PKI") ?? Core.Keys.Pki.DefaultRoot);
+    /// <param name="verifiedCache">Where recipients that passed the CA and CRL checks are remembered (<see cref="Core.Keys.Pki.VerifiedCache"/>).</param>
+    public static Pki Pki(ParsedArguments args, string? verifiedCache = null) =>
+        new(args.Get("pki") ?? Environment.GetEnvironmentVariable("SEALPOINT_PKI") ?? Core.Keys.Pki.DefaultRoot) { VerifiedCache = verifiedCache };
 
     /// <summary>A private key given as a path, or as an identity name in the PKI.</summary>
     public static Identity LoadIdentity(ParsedArguments args, string option = "key")
@@ -23,19 +24,14 @@ public static class Defaults
 
     public static IReadOnlyList<Recipient> Recipients(ParsedArguments args) => GivenRecipients(args).Select(Pki(args).ResolveRecipient).ToList();
 
-    /// <summary>The recipients loaded and within their validity period; their CA and CRL checks come back in <paramref name="caChecks"/>.</summary>
-    public static IReadOnlyList<Recipient> RecipientsDeferringCaChecks(ParsedArguments args, out Action caChecks)
+    /// <summary>
+    /// The recipients' certificate files read now (a missing or unreadable one is refused at once); parsing and
+    /// checking them (validity, CA, CRL) is left to the returned function, which a streamed dump runs beside CRIU.
+    /// </summary>
+    public static Func<IReadOnlyList<Recipient>> RecipientsReadNowCheckedLater(ParsedArguments args, Pki pki)
     {
-        var pki = Pki(args);
-        var checks = new List<Action>();
-        var recipients = GivenRecipients(args).Select(r =>
-        {
-            var recipient = pki.ResolveRecipientDeferringCaCheck(r, out var check);
-            checks.Add(check);
-            return recipient;
-        }).ToList();
-        caChecks = () => checks.ForEach(c => c());
-        return recipients;
+        var pending = GivenRecipients(args).Select(pki.ReadRecipient).ToList();
+        return () => pending.Select(load => load()).ToList();
     }
 
     private static IReadOnlyList<string> GivenRecipients(ParsedArguments args)

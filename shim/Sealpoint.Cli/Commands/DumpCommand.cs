@@ -3,6 +3,7 @@ using Sealpoint.Cli.CommandLine;
 using Sealpoint.Core;
 using Sealpoint.Core.Checkpoint;
 using Sealpoint.Core.Crypto;
+using Sealpoint.Packaging;
 using Sealpoint.Core.Streaming;
 
 namespace Sealpoint.Cli.Commands;
@@ -47,12 +48,14 @@ public sealed class DumpCommand : Command
         if (!int.TryParse(pidText, out int pid) || pid <= 0)
             throw UsageError($"-t needs a process id, not '{pidText}'", "write -t PID");
         string dir = args.Require("images-dir", "give the directory for the sealed checkpoint: -D DIR");
-        // The recipients' CA and CRL checks (the costly part) run while CRIU starts dumping; see StreamDumpOptions.
-        var recipients = Defaults.RecipientsDeferringCaChecks(args, out var caChecks);
-        timer.Mark("recipient certificates loaded");
+        // The certificate files are read now; parsing and checking them (OpenSSL's first use, the CA and CRL checks) runs
+        // while CRIU starts (StreamDumpOptions.LoadRecipients), and a verdict already reached on this node is reused.
+        var pki = Defaults.Pki(args, NodeState.VerifiedCertificatesCache());
+        var loadRecipients = Defaults.RecipientsReadNowCheckedLater(args, pki);
+        timer.Mark("recipient certificates read");
         var seal = new SealOptions
         {
-            Recipients = recipients,
+            Recipients = [],
             MetadataCipher = AeadAlgorithms.Parse(args.Get("cipher") ?? "chacha20-poly1305", "--cipher"),
             PagesCipher = AeadAlgorithms.Parse(args.Get("pages-cipher") ?? "aes-256-gcm", "--pages-cipher"),
             Sync = !args.Has("no-sync"),
@@ -66,7 +69,7 @@ public sealed class DumpCommand : Command
             Seal = seal,
             WorkDirectory = args.Get("work-dir"),
             CriuArguments = criuArgs,
-            RecipientChecks = caChecks,
+            LoadRecipients = loadRecipients,
         };
         var result = StreamingDump.Run(options);
         var e = result.Envelope;

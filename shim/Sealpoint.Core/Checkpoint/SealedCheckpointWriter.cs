@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using Microsoft.Win32.SafeHandles;
 using Sealpoint.Core.Crypto;
 using Sealpoint.Core.Format;
+using Sealpoint.Core.Keys;
 
 namespace Sealpoint.Core.Checkpoint;
 
@@ -19,22 +20,21 @@ public sealed class SealedCheckpointWriter : IDisposable
     private readonly byte[] _dataKey = RandomNumberGenerator.GetBytes(32);
     private readonly byte[] _checkpointId = RandomNumberGenerator.GetBytes(SealedFile.IdSize);
     private readonly SealOptions _options;
-    private readonly IReadOnlyList<RecipientStanza> _stanzas;
+    // Null until the recipients are known (CreateBeforeRecipients, then WrapFor); Complete needs them.
+    private volatile IReadOnlyList<RecipientStanza>? _stanzas;
     private readonly ConcurrentDictionary<string, FileEntry?> _entries = new(StringComparer.Ordinal);
     private readonly bool _createdDirectory;
     private readonly bool _inPlace;
     private bool _completed;
 
-    private SealedCheckpointWriter(string directory, SealOptions options, bool createdDirectory, bool inPlace = false)
+    private SealedCheckpointWriter(string directory, SealOptions options, bool createdDirectory, bool inPlace = false, bool recipientsLater = false)
     {
         _inPlace = inPlace;
         Directory = directory;
         _options = options;
         _createdDirectory = createdDirectory;
-        if (options.Recipients.Count == 0)
-            throw new SealpointException(ErrorKind.Usage, "no recipients given", "name at least one recipient certificate (--recipient CERT)");
         // Wrapping first: a bad recipient fails before anything is written.
-        _stanzas = options.Recipients.DistinctBy(r => r.Id).Select(r => r.Wrap(_dataKey, _checkpointId)).ToList();
+        if (!recipientsLater) WrapFor(options.Recipients);
     }
 
     public string Directory { get; }
@@ -43,13 +43,39 @@ public sealed class SealedCheckpointWriter : IDisposable
     /// <summary>Starts a sealed checkpoint in <paramref name="directory"/>, which must be missing or empty.</summary>
     public static SealedCheckpointWriter Create(string directory, SealOptions options)
     {
+        directory = CheckOutputDirectory(directory, out bool created);
+        return new SealedCheckpointWriter(directory, options, created);
+    }
+
+    private static string CheckOutputDirectory(string directory, out bool created)
+    {
         directory = Path.GetFullPath(directory);
-        bool created = !System.IO.Directory.Exists(directory);
+        created = !System.IO.Directory.Exists(directory);
         if (created) System.IO.Directory.CreateDirectory(directory, PrivateDir);
         else if (System.IO.Directory.EnumerateFileSystemEntries(directory).Any())
             throw new SealpointException(ErrorKind.Usage, $"{directory} is not empty; a sealed checkpoint needs an empty directory",
                 "choose a new output directory or empty this one");
-        return new SealedCheckpointWriter(directory, options, created);
+        return directory;
+    }
+
+    /// <summary>
+    /// <see cref="Create"/> for a producer that learns its recipients while it already seals (a streamed dump loads
+    /// the certificates while CRIU starts): <see cref="SealOptions.Recipients"/> is ignored, and <see cref="WrapFor"/>
+    /// must come before <see cref="Complete"/>. Until then the data key exists only in this process.
+    /// </summary>
+    public static SealedCheckpointWriter CreateBeforeRecipients(string directory, SealOptions options)
+    {
+        directory = CheckOutputDirectory(directory, out bool created);
+        return new SealedCheckpointWriter(directory, options, created, recipientsLater: true);
+    }
+
+    /// <summary>Wraps the data key for <paramref name="recipients"/> (once; see <see cref="CreateBeforeRecipients"/>).</summary>
+    public void WrapFor(IReadOnlyList<Recipient> recipients)
+    {
+        if (_stanzas is not null) throw new InvalidOperationException("the data key is already wrapped for this checkpoint's recipients");
+        if (recipients.Count == 0)
+            throw new SealpointException(ErrorKind.Usage, "no recipients given", "name at least one recipient certificate (--recipient CERT)");
+        _stanzas = recipients.DistinctBy(r => r.Id).Select(r => r.Wrap(_dataKey, _checkpointId)).ToList();
     }
 
     /// <summary>
@@ -180,6 +206,7 @@ public sealed class SealedCheckpointWriter : IDisposable
     /// <summary>Writes the envelope (after syncing the files) and returns it; the checkpoint is complete from here on.</summary>
     public Envelope Complete()
     {
+        var stanzas = _stanzas ?? throw new InvalidOperationException("the data key was never wrapped for the recipients (WrapFor)");
         var unfinished = _entries.Where(e => e.Value is null).Select(e => e.Key).ToList();
         if (unfinished.Count > 0)
             throw new SealpointException(ErrorKind.Internal, $"sealed checkpoint in {Directory} has unfinished files: {string.Join(", ", unfinished)}",
@@ -193,7 +220,7 @@ public sealed class SealedCheckpointWriter : IDisposable
             Created = DateTimeOffset.UtcNow,
             MetadataCipher = _options.MetadataCipher.Name(),
             PagesCipher = _options.PagesCipher.Name(),
-            Recipients = _stanzas,
+            Recipients = stanzas,
             Files = _entries.Values.Select(e => e!).OrderBy(e => e.Name, StringComparer.Ordinal).ToList(),
             Annotations = _options.Annotations,
         };

@@ -51,25 +51,44 @@ public sealed class Recipient
         return new Recipient(certificate, type);
     }
 
-    public static Recipient Load(string certificatePath)
+    public static Recipient Load(string certificatePath) => FromPem(ReadPem(certificatePath), certificatePath);
+
+    /// <summary>A certificate file's text, not yet parsed: a missing or unreadable file fails here, without OpenSSL.</summary>
+    public static string ReadPem(string certificatePath)
     {
-        X509Certificate2 cert;
         try
         {
-            cert = X509Certificate2.CreateFromPem(File.ReadAllText(certificatePath));
+            return File.ReadAllText(certificatePath);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
             throw new SealpointException(ErrorKind.NotFound, $"recipient certificate {certificatePath} does not exist",
                 "give the path of a PEM certificate, or a name issued with 'sealpoint keys issue'");
         }
-        catch (Exception e) when (e is CryptographicException or ArgumentException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new SealpointException(ErrorKind.Key, $"recipient certificate {certificatePath} cannot be read: {e.Message}",
-                "give a PEM file with one X.509 certificate (-----BEGIN CERTIFICATE-----)");
+            throw CannotRead(certificatePath, e);
+        }
+    }
+
+    /// <summary>The recipient a PEM certificate read by <see cref="ReadPem"/> names.</summary>
+    public static Recipient FromPem(string pem, string certificatePath)
+    {
+        X509Certificate2 cert;
+        try
+        {
+            cert = X509Certificate2.CreateFromPem(pem);
+        }
+        catch (Exception e) when (e is CryptographicException or ArgumentException)
+        {
+            throw CannotRead(certificatePath, e);
         }
         return FromCertificate(cert, certificatePath);
     }
+
+    private static SealpointException CannotRead(string certificatePath, Exception e) =>
+        new(ErrorKind.Key, $"recipient certificate {certificatePath} cannot be read: {e.Message}",
+            "give a PEM file with one X.509 certificate (-----BEGIN CERTIFICATE-----)");
 
     internal RecipientStanza Wrap(ReadOnlySpan<byte> dataKey, ReadOnlySpan<byte> checkpointId) =>
         KeyWrap.Wrap(this, dataKey, checkpointId);
