@@ -3,8 +3,8 @@ using Sealpoint.Cli.CommandLine;
 using Sealpoint.Core;
 using Sealpoint.Core.Checkpoint;
 using Sealpoint.Core.Crypto;
-using Sealpoint.Packaging;
 using Sealpoint.Core.Streaming;
+using Sealpoint.Packaging;
 
 namespace Sealpoint.Cli.Commands;
 

@@ -27,7 +27,7 @@ public sealed record StreamDumpOptions
     /// </summary>
     public Action? RecipientChecks { get; init; }
     /// <summary>
-    /// Loads the recipients beside CRIU instead of before it: reading the certificates is the process's first use of
+    /// Loads the recipients beside CRIU instead of before it: parsing the certificates is the process's first use of
     /// OpenSSL (about 30 ms), and wrapping the data key for them the first key agreement (about 10 ms), while CRIU
     /// spends its first 30 ms before it seizes anything. When set, <see cref="SealOptions.Recipients"/> is ignored; it
     /// runs on another thread from the start, before <see cref="RecipientChecks"/>, and its failure is handled as
