@@ -88,6 +88,37 @@ public class SessionTests(StreamTestPki keys) : IClassFixture<StreamTestPki>
     }
 
     [Fact]
+    public void A_session_that_failed_before_criu_connected_refuses_criu_and_resets_a_waiting_one()
+    {
+        using var dir = TempDir.Create("stream-failed-early");
+        using var writer = SealedCheckpointWriter.Create(dir.File("sealed"), new SealOptions { Recipients = [keys.Recipient("node-a")], Sync = false });
+
+        // CRIU already waits in the backlog, with a pipe sent, when the session fails (a recipient that cannot be read).
+        using var session = new CaptureSession(writer, dir.File("capture.sock"));
+        using var criu = new StreamerConnection(UnixListener.Connect(dir.File("capture.sock")));
+        var (read, write) = OwnedFd.CreatePipe();
+        criu.SendRequest("pages-1.img");
+        criu.Socket.SendFd(read.Fd);
+        read.Dispose();
+        session.Fail(new SealpointException(ErrorKind.Key, "test: recipient unreadable"));
+        session.Start();
+        session.Stop();
+        // The pipe's reading end went with the reset connection: CRIU's write fails instead of blocking once it is full.
+        using (write)
+            Assert.Throws<PeerClosedException>(() =>
+            {
+                for (int i = 0; i < 64; i++) write.WriteAll(new byte[64 * 1024], null, 5000, "pages-1.img");
+            });
+
+        // A CRIU that connects after the failure is refused at once.
+        using var late = new CaptureSession(writer, dir.File("late.sock"));
+        late.Fail(new SealpointException(ErrorKind.Key, "test: recipient unreadable"));
+        late.Start();
+        late.Stop();
+        Assert.Throws<SealpointException>(() => UnixListener.Connect(dir.File("late.sock")).Dispose());
+    }
+
+    [Fact]
     public void A_request_arriving_just_before_finish_is_still_sealed()
     {
         using var dir = TempDir.Create("stream-late");

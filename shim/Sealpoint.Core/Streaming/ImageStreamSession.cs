@@ -106,6 +106,10 @@ public abstract class ImageStreamSession : IDisposable
         {
             lock (_gate) _connection = null;
             socket?.Dispose();
+            // Nobody accepts from here on: a CRIU that connects now is refused, and one waiting in the backlog (the
+            // session failed before it was accepted) is reset with the pipes it sent, rather than left writing into
+            // pipes nobody reads, forever.
+            _listener.Dispose();
         }
     }
 
