@@ -93,6 +93,41 @@ public sealed unsafe class OwnedFd : IDisposable
         return total;
     }
 
+    /// <summary>
+    /// Hands the pipe references to (not copies of) the pages of <paramref name="data"/> (vmsplice(2)), waiting while
+    /// the pipe is full; returns the bytes handed over. The memory must stay pinned and unchanged until the reader has
+    /// consumed them (see <see cref="PipeUnread"/>). Throws <see cref="PeerClosedException"/> when the reader is gone.
+    /// </summary>
+    public int SpliceSome(byte* data, int length, PollCancellation? cancel, string what)
+    {
+        var iov = new Posix.IoVec { Base = data, Length = (nuint)length };
+        while (true)
+        {
+            Wait(Posix.POLLOUT, cancel, -1);
+            nint n = Posix.VmSplice(Fd, &iov, 1, Posix.SPLICE_F_NONBLOCK);
+            if (n > 0) return (int)n;
+            int errno = n == 0 ? Posix.EAGAIN : Posix.Errno;
+            if (errno is Posix.EINTR or Posix.EAGAIN) continue;
+            if (errno is Posix.EPIPE) throw new PeerClosedException(what);
+            throw new SealpointException(ErrorKind.Io, $"vmsplice into {what} failed: {Posix.ErrorText(errno)}", "see CRIU's log in the work directory");
+        }
+    }
+
+    /// <summary>Bytes written into this pipe that its reader has not read yet (FIONREAD).</summary>
+    public int PipeUnread
+    {
+        get
+        {
+            int unread = 0;
+            if (Posix.Ioctl(Fd, Posix.FIONREAD, &unread) != 0)
+                throw new SealpointException(ErrorKind.Io, $"FIONREAD on a pipe failed: {Posix.ErrorText(Posix.Errno)}");
+            return unread;
+        }
+    }
+
+    /// <summary>True once the pipe's reader has closed its end (poll reports POLLERR on the writing end).</summary>
+    public bool ReaderGone => Wait(0, null, 0);
+
     /// <summary>Writes everything; throws <see cref="PeerClosedException"/> when the reader is gone (EPIPE).</summary>
     public void WriteAll(ReadOnlySpan<byte> data, PollCancellation? cancel, int timeoutMs, string what)
     {

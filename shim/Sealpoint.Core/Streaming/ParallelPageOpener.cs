@@ -9,11 +9,14 @@ namespace Sealpoint.Core.Streaming;
 /// Reads a sealed memory-page file (docs/format.md: page i at 4096*i, tag i at P + 16*i, header last) as one plaintext
 /// stream, with several threads verifying and decrypting batches of pages ahead of the reader. The reader gets a
 /// batch only after every page in it verified; the size and the digest (header, then every tag in page order) are
-/// checked at the end, as <see cref="PagesOpeningStream"/> does. Memory: <c>threads + 2</c> batches of 64 pages.
+/// checked at the end, as <see cref="PagesOpeningStream"/> does. Memory: <c>threads + 6</c> batches of 64 pages (the
+/// four beyond the usual two cover what a 1 MiB pipe holds by reference, see <see cref="SpliceInto"/>), outside the
+/// garbage-collected heap so that they never move.
 /// </summary>
-internal sealed class ParallelPageOpener : ReadOnlyStream
+internal sealed unsafe class ParallelPageOpener : ReadOnlyStream
 {
     private const int BatchPages = 64;
+    private const int BatchBytes = BatchPages * SealedFile.PageSize;
 
     private readonly SafeFileHandle _handle;
     private readonly string _name;
@@ -42,7 +45,7 @@ internal sealed class ParallelPageOpener : ReadOnlyStream
         long pages = SealedFile.RecordCount(SealedFileKind.Pages, plaintextSize);
         _batchCount = (pages + BatchPages - 1) / BatchPages;
         _digest.AppendData(headerBytes);
-        _slots = new Slot[threads + 2];
+        _slots = new Slot[threads + 6];
         for (int i = 0; i < _slots.Length; i++) _slots[i] = new Slot();
         _workers = new Thread[threads];
         for (int i = 0; i < threads; i++)
@@ -68,23 +71,105 @@ internal sealed class ParallelPageOpener : ReadOnlyStream
             if (_error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(_error).Throw();
         }
         int n = Math.Min(buffer.Length, slot.PlainLength - _offset);
-        slot.Plain.AsSpan(_offset, n).CopyTo(buffer);
+        slot.Plain.Slice(_offset, n).CopyTo(buffer);
         _offset += n;
         _position += n;
         if (_offset == slot.PlainLength)
         {
             _digest.AppendData(slot.Tags.AsSpan(0, slot.TagLength));
-            CryptographicOperations.ZeroMemory(slot.Plain.AsSpan(0, slot.PlainLength));
             _offset = 0;
-            lock (_gate)
-            {
-                slot.Index = -1;
-                slot.Ready = false;
-                _nextToRead++;
-                Monitor.PulseAll(_gate);
-            }
+            _nextToRead++;
+            Release(slot);
         }
         return n;
+    }
+
+    /// <summary>
+    /// Moves the whole plaintext into <paramref name="pipe"/> with vmsplice(2): the pipe takes references to the
+    /// verified batches instead of copies. On two cores a pipe write copies every page into new pipe pages and spins
+    /// on the pipe's lock while CRIU reads (a C test moving 1 GiB: 0.66-1.47 s of writer CPU with write(2), 0.07-0.10 s
+    /// with vmsplice). A batch is wiped and reused only once the reader consumed every byte spliced from it (bytes
+    /// spliced minus the pipe's unread bytes: a pipe is first in, first out), and this returns only once the pipe is
+    /// drained or its reader gone, so no batch changes while the pipe still refers to it. Throws
+    /// <see cref="PeerClosedException"/> when the reader closes early. After any other failure the caller stops the
+    /// reader (CRIU) before disposing this, which wipes the batches the pipe may still refer to.
+    /// </summary>
+    public void SpliceInto(OwnedFd pipe, PollCancellation cancel, string what, Action<int> moved)
+    {
+        long spliced = 0;
+        var inPipe = new Queue<(Slot Slot, long End)>(_slots.Length);
+        void ReleaseConsumed()
+        {
+            long consumed = spliced - pipe.PipeUnread;
+            while (inPipe.TryPeek(out var s) && s.End <= consumed) Release(inPipe.Dequeue().Slot);
+        }
+        // Until the reader consumed every batch or went away (a killed CRIU), or the deadline: what it reads must be what
+        // was verified, never a batch already wiped.
+        void Drain(PollCancellation? stop, long deadline = long.MaxValue)
+        {
+            while (inPipe.Count > 0 && !pipe.ReaderGone && Environment.TickCount64 < deadline)
+            {
+                if (stop is { IsCancelled: true }) throw new StreamCancelledException();
+                Thread.Sleep(1);
+                ReleaseConsumed();
+            }
+        }
+        try
+        {
+            for (; _nextToRead < _batchCount; _nextToRead++)
+            {
+                var slot = _slots[_nextToRead % _slots.Length];
+                while (true)
+                {
+                    lock (_gate)
+                    {
+                        if (_error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(_error).Throw();
+                        if (slot.Index == _nextToRead && slot.Ready) break;
+                        // The workers may be waiting for a batch the reader has consumed meanwhile: look again soon.
+                        if (inPipe.Count == 0) Monitor.Wait(_gate);
+                        else Monitor.Wait(_gate, 1);
+                    }
+                    if (cancel.IsCancelled) throw new StreamCancelledException();
+                    ReleaseConsumed();
+                }
+                for (int off = 0; off < slot.PlainLength;)
+                {
+                    int n = pipe.SpliceSome(slot.Pointer + off, slot.PlainLength - off, cancel, what);
+                    off += n;
+                    moved(n);
+                }
+                _digest.AppendData(slot.Tags.AsSpan(0, slot.TagLength));
+                spliced += slot.PlainLength;
+                _position = spliced;
+                inPipe.Enqueue((slot, spliced));
+                ReleaseConsumed();
+            }
+            FinishChecks();
+            Drain(cancel);
+        }
+        catch (Exception e) when (e is not PeerClosedException)
+        {
+            // A failure ends the image, and the caller then stops CRIU; what the pipe holds was verified, so it may
+            // still be read, but not for long: the plaintext is wiped after a short while whatever the reader does.
+            Drain(null, Environment.TickCount64 + 2000);
+            throw;
+        }
+        finally
+        {
+            while (inPipe.TryDequeue(out var rest)) Release(rest.Slot);
+        }
+    }
+
+    /// <summary>Wipes a batch whose plaintext was handed on and gives it back to the workers.</summary>
+    private void Release(Slot slot)
+    {
+        CryptographicOperations.ZeroMemory(slot.Plain[..slot.PlainLength]);
+        lock (_gate)
+        {
+            slot.Index = -1;
+            slot.Ready = false;
+            Monitor.PulseAll(_gate);
+        }
     }
 
 
@@ -124,9 +209,9 @@ internal sealed class ParallelPageOpener : ReadOnlyStream
                 int count = (plainLen + SealedFile.PageSize - 1) / SealedFile.PageSize;
                 var tags = slot.Tags.AsSpan(0, count * SealedFile.TagSize);
                 PagesFile.ReadExactly(_handle, tags, _plaintextSize + firstPage * SealedFile.TagSize, _name);
-                PagesFile.ReadExactly(_handle, slot.Plain.AsSpan(0, plainLen), plainOffset, _name);
+                PagesFile.ReadExactly(_handle, slot.Plain[..plainLen], plainOffset, _name);
                 // Decrypts in place; on a bad tag the block is wiped and the error names the page.
-                PagesFile.OpenBlock(cipher, firstPage, slot.Plain.AsSpan(0, plainLen), tags, _name);
+                PagesFile.OpenBlock(cipher, firstPage, slot.Plain[..plainLen], tags, _name);
                 lock (_gate)
                 {
                     slot.PlainLength = plainLen;
@@ -160,20 +245,30 @@ internal sealed class ParallelPageOpener : ReadOnlyStream
                 Monitor.PulseAll(_gate);
             }
             foreach (var w in _workers) w.Join();
-            foreach (var s in _slots) CryptographicOperations.ZeroMemory(s.Plain);
+            foreach (var s in _slots) s.Dispose();
             _digest.Dispose();
             _handle.Dispose();
         }
         base.Dispose(disposing);
     }
 
-    private sealed class Slot
+    /// <summary>One batch: page-aligned native memory, so a pipe can refer to its pages (vmsplice) and the GC never moves it.</summary>
+    private sealed class Slot : IDisposable
     {
-        public byte[] Plain { get; } = GC.AllocateUninitializedArray<byte>(BatchPages * SealedFile.PageSize);
+        public byte* Pointer { get; private set; } = (byte*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc(BatchBytes, SealedFile.PageSize);
+        public Span<byte> Plain => new(Pointer, BatchBytes);
         public byte[] Tags { get; } = new byte[BatchPages * SealedFile.TagSize];
         public long Index = -1;
         public bool Ready;
         public int PlainLength;
         public int TagLength;
+
+        public void Dispose()
+        {
+            if (Pointer is null) return;
+            CryptographicOperations.ZeroMemory(Plain);
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(Pointer);
+            Pointer = null;
+        }
     }
 }

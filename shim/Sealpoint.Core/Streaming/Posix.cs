@@ -110,6 +110,15 @@ internal static unsafe partial class Posix
     [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
     public static partial nint Write(int fd, byte* buffer, nuint length);
 
+    public const uint SPLICE_F_NONBLOCK = 2;
+    public const nuint FIONREAD = 0x541B;
+
+    [LibraryImport("libc", EntryPoint = "vmsplice", SetLastError = true)]
+    public static partial nint VmSplice(int fd, IoVec* iov, nuint count, uint flags);
+
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int Ioctl(int fd, nuint request, int* value);
+
     [LibraryImport("libc", EntryPoint = "pipe2", SetLastError = true)]
     public static partial int Pipe2(int* fds, int flags);
 

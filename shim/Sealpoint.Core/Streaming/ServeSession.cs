@@ -63,6 +63,19 @@ public sealed class ServeSession(SealedCheckpoint checkpoint, string socketPath,
     private void Serve(FileEntry entry, OwnedFd pipe)
     {
         using var input = checkpoint.OpenFile(entry.Name, Environment.ProcessorCount);
+        if (input is ParallelPageOpener pages)
+        {
+            string what = $"image '{entry.Name}'";
+            try { pages.SpliceInto(pipe, Cancellation, what, n => AddBytes(n)); }
+            catch (PeerClosedException) { Interlocked.Increment(ref _stoppedEarly); }
+            catch (Exception e) when (e is not StreamCancelledException)
+            {
+                // The pipe may still refer to verified batches: CRIU is stopped (OnFailure) before disposing wipes them.
+                Fail(Describe(e, entry.Name));
+                throw;
+            }
+            return;
+        }
         byte[] buffer = RentBuffer(entry.Kind == FileEntryKinds.Pages);
         try
         {
