@@ -248,6 +248,40 @@ public class SessionTests(StreamTestPki keys) : IClassFixture<StreamTestPki>
         Assert.Null(session.Failure);
     }
 
+    [Fact]
+    public void A_tampered_page_fails_the_session_even_while_the_reader_reads_nothing()
+    {
+        // Batches before the bad page may already sit in the pipe by reference when it is found (or the failure comes
+        // first: workers run ahead); the session lets a reader take those verified batches for a moment, but a reader
+        // that takes nothing must not hold the failure back.
+        using var dir = TempDir.Create("stream-splice-idle");
+        byte[] pages = RandomNumberGenerator.GetBytes(8 * 1024 * 1024);
+        string sealedDir = SealFiles(dir, ("pages-1.img", pages));
+        using (var f = new FileStream(Path.Combine(sealedDir, "pages-1.img"), FileMode.Open, FileAccess.ReadWrite))
+        {
+            f.Position = 150L * 4096 + 7; // page 150: the third batch of 64, behind 512 KiB that fit the pipe
+            int b = f.ReadByte();
+            f.Position--;
+            f.WriteByte((byte)(b ^ 1));
+        }
+        using var identity = keys.Identity("node-a");
+        using var checkpoint = SealedCheckpoint.Open(sealedDir, identity);
+        using var session = new ServeSession(checkpoint, dir.File("serve.sock"));
+        session.Start();
+        using var criu = new StreamerConnection(UnixListener.Connect(dir.File("serve.sock")));
+        criu.SendRequest("pages-1.img");
+        Assert.True(criu.ReadReply());
+        var (read, write) = OwnedFd.CreatePipe();
+        criu.Socket.SendFd(write.Fd);
+        write.Dispose();
+        using (read)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (session.Failure is null && DateTime.UtcNow < deadline) Thread.Sleep(10);
+            Assert.Contains("failed authentication at page 150", Assert.IsType<IntegrityException>(session.Failure).Message);
+        }
+    }
+
     /// <param name="piece">Bytes per read.</param>
     /// <param name="pauseEvery">Sleeps 1 ms after every this many reads (0: never), so the server runs ahead.</param>
     private static byte[] Fetch(StreamerConnection criu, string name, int piece = 65536, int pauseEvery = 0)

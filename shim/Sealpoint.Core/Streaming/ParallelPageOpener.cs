@@ -91,8 +91,9 @@ internal sealed unsafe class ParallelPageOpener : ReadOnlyStream
     /// with vmsplice). A batch is wiped and reused only once the reader consumed every byte spliced from it (bytes
     /// spliced minus the pipe's unread bytes: a pipe is first in, first out), and this returns only once the pipe is
     /// drained or its reader gone, so no batch changes while the pipe still refers to it. Throws
-    /// <see cref="PeerClosedException"/> when the reader closes early. After any other failure the caller stops the
-    /// reader (CRIU) before disposing this, which wipes the batches the pipe may still refer to.
+    /// <see cref="PeerClosedException"/> when the reader closes early. After any other failure (once the reader read
+    /// what the pipe holds, or after 2 s) the caller stops the reader (CRIU) before disposing this, which wipes the
+    /// batches the pipe may still refer to.
     /// </summary>
     public void SpliceInto(OwnedFd pipe, PollCancellation cancel, string what, Action<int> moved)
     {
@@ -149,15 +150,12 @@ internal sealed unsafe class ParallelPageOpener : ReadOnlyStream
         }
         catch (Exception e) when (e is not PeerClosedException)
         {
-            // A failure ends the image, and the caller then stops CRIU; what the pipe holds was verified, so it may
-            // still be read, but not for long: the plaintext is wiped after a short while whatever the reader does.
+            // What the pipe holds was verified and may still be read, for a short while: then the caller stops CRIU,
+            // and only after that does Dispose wipe the batches the pipe may still refer to.
             Drain(null, Environment.TickCount64 + 2000);
             throw;
         }
-        finally
-        {
-            while (inPipe.TryDequeue(out var rest)) Release(rest.Slot);
-        }
+        while (inPipe.TryDequeue(out var rest)) Release(rest.Slot);
     }
 
     /// <summary>Wipes a batch whose plaintext was handed on and gives it back to the workers.</summary>
