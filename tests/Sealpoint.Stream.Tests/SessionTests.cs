@@ -200,6 +200,21 @@ public class SessionTests(StreamTestPki keys) : IClassFixture<StreamTestPki>
     /// </summary>
     private (MemoryStream Received, bool HandledBeforeEnd, Exception? Failure) ServeTampered(TempDir dir, string sealedDir, string name, long flipAt)
     {
+        bool handled = false, handledBeforeEnd = false;
+        var received = new MemoryStream();
+        var buffer = new byte[65536];
+        var failure = ServeTampered(dir, sealedDir, name, flipAt, _ => Volatile.Write(ref handled, true), (read, _) =>
+        {
+            int n;
+            while ((n = read.ReadSome(buffer, null, 10_000, name)) > 0) received.Write(buffer, 0, n);
+            handledBeforeEnd = Volatile.Read(ref handled);
+        });
+        return (received, handledBeforeEnd, failure);
+    }
+
+    /// <summary>Flips one byte of a sealed image and serves it to <paramref name="reader"/>, a stand-in for CRIU; returns the session's failure.</summary>
+    private Exception? ServeTampered(TempDir dir, string sealedDir, string name, long flipAt, Action<Exception>? onFailure, Action<OwnedFd, ServeSession> reader)
+    {
         using (var f = new FileStream(Path.Combine(sealedDir, name), FileMode.Open, FileAccess.ReadWrite))
         {
             f.Position = flipAt;
@@ -209,8 +224,7 @@ public class SessionTests(StreamTestPki keys) : IClassFixture<StreamTestPki>
         }
         using var identity = keys.Identity("node-a");
         using var checkpoint = SealedCheckpoint.Open(sealedDir, identity);
-        bool handled = false, handledBeforeEnd;
-        using var session = new ServeSession(checkpoint, dir.File("serve.sock")) { OnFailure = _ => Volatile.Write(ref handled, true) };
+        using var session = new ServeSession(checkpoint, dir.File("serve.sock")) { OnFailure = onFailure };
         session.Start();
         using var criu = new StreamerConnection(UnixListener.Connect(dir.File("serve.sock")));
         criu.SendRequest(name);
@@ -218,15 +232,8 @@ public class SessionTests(StreamTestPki keys) : IClassFixture<StreamTestPki>
         var (read, write) = OwnedFd.CreatePipe();
         criu.Socket.SendFd(write.Fd);
         write.Dispose();
-        var received = new MemoryStream();
-        var buffer = new byte[65536];
-        using (read)
-        {
-            int n;
-            while ((n = read.ReadSome(buffer, null, 10_000, name)) > 0) received.Write(buffer, 0, n);
-            handledBeforeEnd = Volatile.Read(ref handled);
-        }
-        return (received, handledBeforeEnd, session.Failure);
+        using (read) reader(read, session);
+        return session.Failure;
     }
 
     [Fact]
@@ -255,31 +262,14 @@ public class SessionTests(StreamTestPki keys) : IClassFixture<StreamTestPki>
         // first: workers run ahead); the session lets a reader take those verified batches for a moment, but a reader
         // that takes nothing must not hold the failure back.
         using var dir = TempDir.Create("stream-splice-idle");
-        byte[] pages = RandomNumberGenerator.GetBytes(8 * 1024 * 1024);
-        string sealedDir = SealFiles(dir, ("pages-1.img", pages));
-        using (var f = new FileStream(Path.Combine(sealedDir, "pages-1.img"), FileMode.Open, FileAccess.ReadWrite))
-        {
-            f.Position = 150L * 4096 + 7; // page 150: the third batch of 64, behind 512 KiB that fit the pipe
-            int b = f.ReadByte();
-            f.Position--;
-            f.WriteByte((byte)(b ^ 1));
-        }
-        using var identity = keys.Identity("node-a");
-        using var checkpoint = SealedCheckpoint.Open(sealedDir, identity);
-        using var session = new ServeSession(checkpoint, dir.File("serve.sock"));
-        session.Start();
-        using var criu = new StreamerConnection(UnixListener.Connect(dir.File("serve.sock")));
-        criu.SendRequest("pages-1.img");
-        Assert.True(criu.ReadReply());
-        var (read, write) = OwnedFd.CreatePipe();
-        criu.Socket.SendFd(write.Fd);
-        write.Dispose();
-        using (read)
+        string sealedDir = SealFiles(dir, ("pages-1.img", RandomNumberGenerator.GetBytes(8 * 1024 * 1024)));
+        // Page 150: the third batch of 64, behind 512 KiB that fit the pipe.
+        var failure = ServeTampered(dir, sealedDir, "pages-1.img", 150L * 4096 + 7, null, (_, session) =>
         {
             var deadline = DateTime.UtcNow.AddSeconds(20);
             while (session.Failure is null && DateTime.UtcNow < deadline) Thread.Sleep(10);
-            Assert.Contains("failed authentication at page 150", Assert.IsType<IntegrityException>(session.Failure).Message);
-        }
+        });
+        Assert.Contains("failed authentication at page 150", Assert.IsType<IntegrityException>(failure).Message);
     }
 
     /// <param name="piece">Bytes per read.</param>
