@@ -207,7 +207,16 @@ public sealed class SealedCheckpointWriter : IDisposable
     public Envelope Complete()
     {
         var stanzas = _stanzas ?? throw new InvalidOperationException("the data key was never wrapped for the recipients (WrapFor)");
-        var unfinished = _entries.Where(e => e.Value is null).Select(e => e.Key).ToList();
+        // Plain loops, not LINQ over the dictionary's pairs: those generic instantiations are not precompiled, and their
+        // JIT cost 7-8 ms here, while a streamed dump's tasks wait frozen for this envelope.
+        var unfinished = new List<string>();
+        var files = new List<FileEntry>(_entries.Count);
+        foreach (var (name, entry) in _entries)
+        {
+            if (entry is null) unfinished.Add(name);
+            else files.Add(entry);
+        }
+        files.Sort(static (x, y) => string.CompareOrdinal(x.Name, y.Name));
         if (unfinished.Count > 0)
             throw new SealpointException(ErrorKind.Internal, $"sealed checkpoint in {Directory} has unfinished files: {string.Join(", ", unfinished)}",
                 "the producer of those files failed; the checkpoint is incomplete and must be taken again");
@@ -221,7 +230,7 @@ public sealed class SealedCheckpointWriter : IDisposable
             MetadataCipher = _options.MetadataCipher.Name(),
             PagesCipher = _options.PagesCipher.Name(),
             Recipients = stanzas,
-            Files = _entries.Values.Select(e => e!).OrderBy(e => e.Name, StringComparer.Ordinal).ToList(),
+            Files = files,
             Annotations = _options.Annotations,
         };
         if (_options.Sync) FileSystem.SyncFileSystemOf(Directory);
