@@ -31,6 +31,10 @@ public static class CheckpointCommand
                 args.Problem ?? $"checkpoint needs exactly one container id, got {args.Positionals.Count} ({string.Join(" ", args.Positionals.Select(NodeConfig.Printable))})",
                 "give runc checkpoint [options] <container-id>");
 
+        // The crypto library's, HMAC's and JSON's one-time set-up on the spare core while runc state runs: the certificates
+        // are parsed and the envelope written later on this thread. Wasted only on a container that is not sealed.
+        EnvelopeFile.StartWarmUp();
+
         // 1. Decide before touching the container: any error here leaves it running and untouched.
         using var state = runc.State(args, id, out string stateError)
             ?? throw new SealpointException(ErrorKind.NotFound, $"cannot read the state of container {id}: {(stateError.Length > 0 ? stateError : "runc state failed")}",
@@ -41,8 +45,6 @@ public static class CheckpointCommand
         timer.Mark("runc state");
         var decision = SealingPolicy.Decide(ContainerBundle.ReadAnnotations(bundle), config);
         if (!decision.Seal) return runc.Exec(args.Tokens); // not sealed: runc does exactly what the engine asked
-        // One-time set-up of the envelope's JSON serializer and HMAC on a spare core: the envelope is written after runc's dump.
-        _ = Task.Run(EnvelopeFile.WarmUp);
 
         var recipients = SealingPolicy.LoadRecipients(decision, config, NodeState.VerifiedCertificatesCache());
         timer.Mark("policy and recipient certificates");

@@ -4,6 +4,7 @@ using System.Diagnostics;
 using Sealpoint.Core;
 using Sealpoint.Core.Checkpoint;
 using Sealpoint.Core.Config;
+using Sealpoint.Core.Format;
 using Sealpoint.Core.Keys;
 using Sealpoint.Core.Policy;
 
@@ -35,6 +36,8 @@ public static class RestoreCommand
         }
 
         // Everything is opened and verified before runc runs: a wrong key or a damaged checkpoint restores nothing.
+        // The envelope code's one-time set-up runs on the spare core while the key loads.
+        EnvelopeFile.StartWarmUp();
         using var identity = LoadIdentity(config, "open sealed checkpoints");
         var staging = new Staging(config.Staging, config.StagingHugePages);
         var staged = new StagedImages(staging.Create(id, "restore"));

@@ -10,9 +10,13 @@ public static class Defaults
     public static Pki Pki(ParsedArguments args, string? verifiedCache = null) =>
         new(args.Get("pki") ?? Environment.GetEnvironmentVariable("SEALPOINT_PKI") ?? Core.Keys.Pki.DefaultRoot) { VerifiedCache = verifiedCache };
 
-    /// <summary>A private key given as a path, or as an identity name in the PKI.</summary>
+    /// <summary>
+    /// A private key given as a path, or as an identity name in the PKI. A key is loaded to open an envelope next, so
+    /// the envelope code's one-time set-up starts on a spare core meanwhile.
+    /// </summary>
     public static Identity LoadIdentity(ParsedArguments args, string option = "key")
     {
+        Core.Format.EnvelopeFile.StartWarmUp();
         string key = args.Require(option, $"give the private key of a recipient: --{option} /etc/pki/sealpoint/NAME/private/key.pem (or --{option} NAME)");
         if (!File.Exists(key) && !key.Contains('/'))
         {

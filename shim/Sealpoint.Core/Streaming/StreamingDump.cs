@@ -65,7 +65,7 @@ public static class StreamingDump
                 "give --work-dir outside -D: the checkpoint directory holds only sealed files");
         // The writer first: it checks the output directory (and, unless they load later, the recipients) before CRIU touches the process.
         var (writer, recipientChecks) = StartWriter(options);
-        _ = Task.Run(EnvelopeFile.WarmUp);
+        EnvelopeFile.StartWarmUp();
         WorkDirectory work;
         try { work = WorkDirectory.Create(options.WorkDirectory, "dump"); }
         catch
