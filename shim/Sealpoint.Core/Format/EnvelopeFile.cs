@@ -62,7 +62,7 @@ public sealed class EnvelopeFile
         {
             CheckpointId = id, LineageId = id, Generation = 1,
             Created = DateTimeOffset.UtcNow, MetadataCipher = "chacha20-poly1305", PagesCipher = "aes-256-gcm",
-            Recipients = [new RecipientStanza { Id = new string('0', 64), Type = "warm-up", WrappedKey = "" }],
+            Recipients = [new RecipientStanza { Id = new string('0', 64), Type = "warm-up", WrappedKey = "AA==" }],
             Files = [entry], Annotations = new Dictionary<string, string> { ["warm-up"] = "" },
         }, zeroKey);
         Parse(bytes, "warm-up envelope").VerifyMac(zeroKey, "warm-up envelope");
