@@ -310,38 +310,11 @@ runc = [\"$runc\"]"
 build_sealpoint() {
     step "Building Sealpoint into $BIN_DIR"
     command -v dotnet >/dev/null || fail "dotnet not found" "install the .NET 10 SDK (dotnet) and put it on PATH"
-    local staging=$BIN_DIR.new project folder name
-    rm -rf "$staging"; mkdir -p "$staging"
-    # Each program in its own folder, linked from $BIN_DIR. The CLI and the runtime are on the checkpoint path: they
-    # are self-contained with one composite ReadyToRun image (framework and Sealpoint compiled together, so the generic
-    # code they share is precompiled too) and tiered compilation off. Against a framework-dependent ReadyToRun build
-    # that JIT-compiles ~450 methods per streamed dump instead of ~190, and a 1 GiB 'sealpoint dump' took a median
-    # 698 ms instead of 753 ms (12 interleaved rounds, docs/benchmarks.md). The hook is small and off that path.
-    local composite=(--self-contained true -p:PublishReadyToRun=true -p:PublishReadyToRunComposite=true -p:TieredCompilation=false)
-    local shared=(--self-contained false -p:PublishReadyToRun=true)
-    for project in shim/Sealpoint.Cli:cli:sealpoint shim/Sealpoint.Runtime:runtime:sealpoint-runc-core hooks/Sealpoint.Hook:hook:sealpoint-hook; do
-        IFS=: read -r project folder name <<<"$project"
-        local options=("${composite[@]}")
-        [[ $folder == hook ]] && options=("${shared[@]}")
-        info "dotnet publish $project (${options[*]})"
-        local log; log=$(mktemp)
-        if ! dotnet publish "$REPO_ROOT/$project" -c Release -r linux-x64 "${options[@]}" -o "$staging/$folder" --nologo -v quiet >"$log" 2>&1; then
-            cat "$log" >&2; rm -f "$log"
-            fail "dotnet publish $project (output above)" "fix the build error, check it with: dotnet build $REPO_ROOT/Shim.sln -c Release"
-        fi
-        rm -f "$log"
-        [[ -x $staging/$folder/$name ]] || fail "publish produced no $staging/$folder/$name" "check the AssemblyName of $project"
-        # The .NET host follows the link to find the program's files; the C launcher finds sealpoint-runc-core here.
-        ln -s "$folder/$name" "$staging/$name"
-    done
-    local launcher=$REPO_ROOT/shim/Sealpoint.Runtime/launcher/sealpoint-runc.c
-    if [[ -f $launcher ]]; then
-        info "gcc $launcher"
-        gcc -O2 -Wall -o "$staging/sealpoint-runc" "$launcher" \
-            || fail "compiling $launcher" "fix the compiler error above"
-    else
-        info "skipped the C launcher: $launcher does not exist yet"
-    fi
+    local staging=$BIN_DIR.new name
+    rm -rf "$staging"
+    # The same publish the benchmark measures: see packaging/publish.sh for what and why.
+    bash "$REPO_ROOT/packaging/publish.sh" "$staging" | sed 's/^/    /' \
+        || fail "publishing Sealpoint into $staging (messages above)" "fix what publish.sh names, then run install.sh again"
     rm -rf "$BIN_DIR.old"
     [[ -d $BIN_DIR ]] && mv "$BIN_DIR" "$BIN_DIR.old"
     mv "$staging" "$BIN_DIR"

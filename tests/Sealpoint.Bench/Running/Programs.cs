@@ -4,8 +4,8 @@ namespace Sealpoint.Bench.Running;
 
 /// <summary>
 /// The Sealpoint programs whose wall time is measured (`sealpoint`, `sealpoint-runc`). By default they are published
-/// from this source exactly as packaging/install.sh installs them (framework-dependent, ReadyToRun, the C launcher
-/// built with gcc), into the run's folder: that is what users run, and it starts faster than a JIT build. `--programs
+/// from this source by packaging/publish.sh, exactly as packaging/install.sh installs them, into the run's folder:
+/// that is what users run, and it starts faster than a JIT build. `--programs
 /// build` uses the repository's Release build instead (JIT; what `dotnet run` built), e.g. for a quick run.
 /// </summary>
 public sealed record Programs(string Cli, string? RuntimeLauncher, string? RuntimeMissing, string Description)
@@ -30,25 +30,12 @@ public sealed record Programs(string Cli, string? RuntimeLauncher, string? Runti
 
     public static Programs Publish(string dir)
     {
-        Console.WriteLine($"publishing sealpoint and sealpoint-runc (ReadyToRun, as packaging/install.sh does) into {dir} ...");
-        string dotnet = Tools.Require("dotnet");
-        foreach (var project in new[] { "shim/Sealpoint.Cli", "shim/Sealpoint.Runtime" })
-        {
-            if (!Directory.Exists(Path.Combine(RepoPaths.Root, project))) continue;
-            ProcessRunner.Run(dotnet, ["publish", Path.Combine(RepoPaths.Root, project), "-c", "Release", "-r", "linux-x64", "--self-contained", "false",
-                "-p:PublishReadyToRun=true", "-o", dir, "--nologo", "-v", "quiet"],
-                new RunOptions { Timeout = TimeSpan.FromMinutes(15), FailureHint = $"check the build: dotnet build {RepoPaths.Root}/Shim.sln -c Release; or pass --programs build" });
-        }
-        string? launcher = null, missing = null;
-        string source = Path.Combine(RepoPaths.Root, "shim/Sealpoint.Runtime/launcher/sealpoint-runc.c");
-        if (File.Exists(source) && File.Exists(Path.Combine(dir, "sealpoint-runc-core")))
-        {
-            launcher = Path.Combine(dir, "sealpoint-runc");
-            ProcessRunner.Run(Tools.Require("gcc"), ["-O2", "-Wall", "-o", launcher, source], new RunOptions { FailureHint = "apt-get install gcc" });
-        }
-        else missing = $"{source} or sealpoint-runc-core does not exist (the runtime branch is not part of this source)";
-        string cli = Path.Combine(dir, "sealpoint");
-        if (!File.Exists(cli)) throw new InvalidOperationException($"dotnet publish produced no {cli}");
-        return new Programs(cli, launcher, missing, "published from this source as packaging/install.sh installs them (ReadyToRun, framework-dependent)");
+        Console.WriteLine($"publishing the Sealpoint programs with packaging/publish.sh (as packaging/install.sh installs them) into {dir} ...");
+        ProcessRunner.Run(Tools.Require("bash"), [Path.Combine(RepoPaths.Root, "packaging/publish.sh"), dir],
+            new RunOptions { Timeout = TimeSpan.FromMinutes(20), FailureHint = $"check the build: dotnet build {RepoPaths.Root}/Shim.sln -c Release; or pass --programs build" });
+        string cli = Path.Combine(dir, "sealpoint"), launcher = Path.Combine(dir, "sealpoint-runc");
+        if (!File.Exists(cli) || !File.Exists(launcher))
+            throw new InvalidOperationException($"packaging/publish.sh produced no {cli} or {launcher}");
+        return new Programs(cli, launcher, null, "published from this source by packaging/publish.sh, as packaging/install.sh installs them (self-contained, composite ReadyToRun, tiered compilation off)");
     }
 }
