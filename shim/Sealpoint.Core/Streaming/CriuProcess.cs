@@ -116,6 +116,11 @@ public sealed class CriuProcess : IDisposable
         return result;
     }
 
+    /// <summary>Where a failure message sends the reader: CRIU's log, or, when CRIU was stopped before it wrote one, that fact.</summary>
+    public static string SeeLog(string logPath) => File.Exists(logPath)
+        ? $"see CRIU's log {logPath}"
+        : $"CRIU wrote no log ({logPath} does not exist: it was stopped before it began logging)";
+
     /// <summary>The error lines of CRIU's log (or its last lines), for a failure message.</summary>
     public string LogSummary(int lines = 6)
     {

@@ -136,7 +136,7 @@ public static class StreamingDump
             {
                 bool alive = CriuProcess.IsRunning(options.Pid);
                 string state = alive ? $"process {options.Pid} is still running" : $"process {options.Pid} is no longer running";
-                string fix = $"see CRIU's log {log}; {state}; no checkpoint was written to {writer.Directory}";
+                string fix = $"{CriuProcess.SeeLog(log)}; {state}; no checkpoint was written to {writer.Directory}";
                 if (session.Failure is SealpointException se)
                     throw new SealpointException(se.Kind, $"the streamed dump failed: {se.Message}", se.Fix is null ? fix : $"{se.Fix}; {fix}", se);
                 if (session.Failure is { } other)
@@ -148,7 +148,7 @@ public static class StreamingDump
             if (criu.ExitCode != 0)
                 throw new SealpointException(ErrorKind.External,
                     $"criu dump failed with exit code {criu.ExitCode} after the sealed checkpoint in {writer.Directory} was complete{Summary(criu)}",
-                    $"the checkpoint is complete and can be restored; check whether process {options.Pid} is still running; see {log}");
+                    $"the checkpoint is complete and can be restored; check whether process {options.Pid} is still running; {CriuProcess.SeeLog(log)}");
             work.Keep = false;
             bool leftRunning = CriuProcess.IsRunning(options.Pid);
             var envelope = SealedCheckpoint.ReadEnvelopeUnverified(writer.Directory);

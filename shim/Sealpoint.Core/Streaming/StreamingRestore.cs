@@ -144,12 +144,12 @@ public static class StreamingRestore
             session.Stop();
             if (session.Failure is SealpointException se)
                 throw new SealpointException(se.Kind, $"the streamed restore failed: {se.Message}",
-                    $"{se.Fix ?? "see the log"}; CRIU and the tasks it was restoring were killed; see CRIU's log {log}", se);
+                    $"{se.Fix ?? "see the log"}; CRIU and the tasks it was restoring were killed; {CriuProcess.SeeLog(log)}", se);
             if (session.Failure is { } other)
-                throw new SealpointException(ErrorKind.Internal, $"the streamed restore failed: {other.Message}", $"see CRIU's log {log}", other);
+                throw new SealpointException(ErrorKind.Internal, $"the streamed restore failed: {other.Message}", CriuProcess.SeeLog(log), other);
             if (criu.ExitCode != 0)
                 throw new SealpointException(ErrorKind.External, $"criu restore failed with exit code {criu.ExitCode}{(criu.LogSummary() is { Length: > 0 } s ? ": " + s : "")}",
-                    $"see CRIU's log {log}; the sealed checkpoint in {checkpoint.Directory} is unchanged and can be restored again");
+                    $"{CriuProcess.SeeLog(log)}; the sealed checkpoint in {checkpoint.Directory} is unchanged and can be restored again");
             work.Keep = false;
             return new StreamRestoreResult(checkpoint.Envelope.CheckpointId, session.ImagesStreamed, session.BytesStreamed, session.MaxOpenAtOnce,
                 session.ImagesMissing, clock.Elapsed, verifyElapsed, options.WorkDirectory is null ? null : log);

@@ -6,7 +6,8 @@ namespace Sealpoint.Core.Streaming;
 /// <summary>
 /// CRIU's images and work directory during a streamed dump or restore (its -D and -W). It holds CRIU's socket,
 /// log and statistics, never an image: with --stream CRIU sends every image through the socket. A directory the
-/// user named is kept; a temporary one is removed after success and kept after a failure, for its log.
+/// user named is kept; a temporary one is removed after success and kept after a failure, for its log (unless it is
+/// empty: CRIU was stopped before it logged).
 /// </summary>
 public sealed class WorkDirectory : IDisposable
 {
@@ -54,7 +55,13 @@ public sealed class WorkDirectory : IDisposable
     {
         foreach (var f in _ownFiles)
             try { System.IO.File.Delete(f); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-        if (_temporary && !Keep)
-            try { Directory.Delete(Path, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        if (!_temporary) return;
+        try
+        {
+            // Kept after a failure for CRIU's log; an empty folder (CRIU stopped before it logged) would only pile up.
+            if (!Keep || !Directory.EnumerateFileSystemEntries(Path).Any()) Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
     }
 }
