@@ -13,13 +13,33 @@ public static class SealpointCli
 {
     public static string Path => RepoPaths.Program("Sealpoint.Cli");
 
-    public static ProcessResult Run(params string[] args) =>
-        ProcessRunner.RunUnchecked(Path, args, new RunOptions { Timeout = TimeSpan.FromMinutes(5), Environment = CriuOnPath });
+    /// <summary>
+    /// The CLI packaging/install.sh installed (self-contained, composite ReadyToRun): what users run, and its code pages
+    /// count in the streamer's peak RSS, so the memory bound is tested on it as well as on the build.
+    /// </summary>
+    public static string Installed
+    {
+        get
+        {
+            string path = System.IO.Path.Combine(InstallPaths.Prefix, "bin", "sealpoint");
+            return File.Exists(path) ? path : throw new TestEnvironmentException($"{path} is missing: {InstallPaths.InstallHint}");
+        }
+    }
+
+    /// <summary>"build" (this repository's build) or "installed" (<see cref="Installed"/>).</summary>
+    public static string Program(string which) => which == "installed" ? Installed : Path;
+
+    public static ProcessResult Run(params string[] args) => RunProgram(Path, args);
+
+    public static ProcessResult RunProgram(string program, params string[] args) =>
+        ProcessRunner.RunUnchecked(program, args, new RunOptions { Timeout = TimeSpan.FromMinutes(5), Environment = CriuOnPath });
 
     /// <summary>For restores that leave a restored tree behind: output into a file instead of pipes the tree could hold.</summary>
-    public static ProcessResult RunToFile(string outputFile, params string[] args)
+    public static ProcessResult RunToFile(string outputFile, params string[] args) => RunProgramToFile(Path, outputFile, args);
+
+    public static ProcessResult RunProgramToFile(string program, string outputFile, params string[] args)
     {
-        var result = ProcessRunner.RunUnchecked(Path, args, new RunOptions { Timeout = TimeSpan.FromMinutes(5), OutputFile = outputFile, Environment = CriuOnPath });
+        var result = ProcessRunner.RunUnchecked(program, args, new RunOptions { Timeout = TimeSpan.FromMinutes(5), OutputFile = outputFile, Environment = CriuOnPath });
         return result with { StandardOutput = File.Exists(outputFile) ? File.ReadAllText(outputFile) : "" };
     }
 
