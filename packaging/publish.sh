@@ -4,16 +4,19 @@
 #
 #   bash packaging/publish.sh DEST
 #
-#   DEST/cli/sealpoint             self-contained, one composite ReadyToRun image, tiered compilation off
-#   DEST/runtime/sealpoint-runc-core   the same
+#   DEST/cli/sealpoint             framework-dependent ReadyToRun, tiered compilation off
+#   DEST/runtime/sealpoint-runc-core   self-contained, one composite ReadyToRun image, tiered compilation off
 #   DEST/hook/sealpoint-hook       framework-dependent ReadyToRun (small, off the checkpoint path)
 #   DEST/sealpoint, DEST/sealpoint-runc-core, DEST/sealpoint-hook   links into those folders
 #   DEST/sealpoint-runc            the C launcher (gcc); it runs sealpoint-runc-core from its own folder
 #
-# Why composite: the CLI and the runtime are on the checkpoint path, and with the framework and Sealpoint compiled
-# together the generic code they share is precompiled as well. A framework-dependent ReadyToRun build JIT-compiled
-# ~450 methods per streamed dump, this one ~190, and a 1 GiB 'sealpoint dump' took a median 698 ms instead of
-# 753 ms (12 interleaved rounds, docs/benchmarks.md). Costs ~95 MB of disk per program.
+# Why composite for the runtime: with the framework and Sealpoint compiled together, the generic code they share is
+# precompiled as well, so far less is JIT-compiled on the checkpoint path (a streamed dump: ~450 methods
+# framework-dependent, ~60 composite). Why not for the CLI: the composite image's code pages count in the streamer's
+# peak RSS (VmHWM), +8 MB, and a dump of a process tree then went over the 64 MiB bound issue #5 sets (68.7 MiB in
+# a CI run), although a 1 GiB 'sealpoint dump' was 55-115 ms faster with it (docs/benchmarks.md, "Night").
+# Tiered compilation off: no second compile of hot methods on a core the checkpoint needs. Costs ~95 MB of disk for
+# the runtime.
 set -euo pipefail
 
 dest=${1:?usage: publish.sh DEST}
@@ -24,12 +27,16 @@ command -v dotnet >/dev/null || die "dotnet not found" "install the .NET 10 SDK 
 command -v gcc >/dev/null || die "gcc not found" "apt-get install gcc (it builds the sealpoint-runc launcher)"
 
 composite=(--self-contained true -p:PublishReadyToRun=true -p:PublishReadyToRunComposite=true -p:TieredCompilation=false)
-shared=(--self-contained false -p:PublishReadyToRun=true)
+shared=(--self-contained false -p:PublishReadyToRun=true -p:TieredCompilation=false)
+hook=(--self-contained false -p:PublishReadyToRun=true)
 mkdir -p "$dest"
 for entry in shim/Sealpoint.Cli:cli:sealpoint shim/Sealpoint.Runtime:runtime:sealpoint-runc-core hooks/Sealpoint.Hook:hook:sealpoint-hook; do
     IFS=: read -r project folder name <<<"$entry"
-    options=("${composite[@]}")
-    [[ $folder == hook ]] && options=("${shared[@]}")
+    case $folder in
+        runtime) options=("${composite[@]}") ;;
+        cli) options=("${shared[@]}") ;;
+        *) options=("${hook[@]}") ;;
+    esac
     echo "publish.sh: dotnet publish $project ${options[*]}"
     log=$(mktemp)
     if ! dotnet publish "$repo/$project" -c Release -r linux-x64 "${options[@]}" -o "$dest/$folder" --nologo -v quiet >"$log" 2>&1; then

@@ -14,8 +14,9 @@ public static class SealpointCli
     public static string Path => RepoPaths.Program("Sealpoint.Cli");
 
     /// <summary>
-    /// The CLI packaging/install.sh installed (self-contained, composite ReadyToRun): what users run, and its code pages
-    /// count in the streamer's peak RSS, so the memory bound is tested on it as well as on the build.
+    /// The CLI packaging/install.sh installed (ReadyToRun, published by packaging/publish.sh): what users run. How it is
+    /// compiled changes the code pages that count in the streamer's peak RSS (a composite image went over the bound),
+    /// so the memory bound is tested on it as well as on the build.
     /// </summary>
     public static string Installed
     {
