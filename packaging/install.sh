@@ -309,7 +309,6 @@ runc = [\"$runc\"]"
 
 build_sealpoint() {
     step "Building Sealpoint into $BIN_DIR"
-    command -v dotnet >/dev/null || fail "dotnet not found" "install the .NET 10 SDK (dotnet) and put it on PATH"
     local staging=$BIN_DIR.new name
     rm -rf "$staging"
     # The same publish the benchmark measures: see packaging/publish.sh for what and why.

@@ -44,8 +44,6 @@ public sealed class DumpCommand : Command
     {
         var timer = new PhaseTimer("sealpoint");
         timer.Mark(".NET start-up, arguments");
-        // Crypto library, HMAC and JSON set-up on the spare core while the certificates are read and CRIU started.
-        Core.Format.EnvelopeFile.StartWarmUp();
         string pidText = args.Require("tree", "give the process tree to dump: -t PID");
         if (!int.TryParse(pidText, out int pid) || pid <= 0)
             throw UsageError($"-t needs a process id, not '{pidText}'", "write -t PID");

@@ -65,6 +65,7 @@ public static class StreamingDump
                 "give --work-dir outside -D: the checkpoint directory holds only sealed files");
         // The writer first: it checks the output directory (and, unless they load later, the recipients) before CRIU touches the process.
         var (writer, recipientChecks) = StartWriter(options);
+        // The envelope is written while the tasks are frozen: its code's one-time set-up runs now, on the spare core.
         EnvelopeFile.StartWarmUp();
         WorkDirectory work;
         try { work = WorkDirectory.Create(options.WorkDirectory, "dump"); }
