@@ -90,7 +90,7 @@ public sealed class RoundTripTests(TestPki pki) : IClassFixture<TestPki>, IDispo
 
         string garbage = Path.Combine(_work, "garbage.pem");
         File.WriteAllText(garbage, "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n");
-        var parse = pki.Pki.ReadRecipient(garbage); // read, not yet parsed
+        var parse = pki.Pki.ReadRecipient(garbage); // found, not yet read or parsed
         var bad = Assert.Throws<SealpointException>(() => parse());
         Assert.Equal(ErrorKind.Key, bad.Kind);
         Assert.Contains("cannot be read", bad.Message);

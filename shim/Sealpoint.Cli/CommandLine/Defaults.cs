@@ -29,10 +29,10 @@ public static class Defaults
     public static IReadOnlyList<Recipient> Recipients(ParsedArguments args) => GivenRecipients(args).Select(Pki(args).ResolveRecipient).ToList();
 
     /// <summary>
-    /// The recipients' certificate files read now (a missing or unreadable one is refused at once); parsing and
-    /// checking them (validity, CA, CRL) is left to the returned function, which a streamed dump runs beside CRIU.
+    /// The recipients' certificate files found now (a missing one is refused at once); reading, parsing and checking
+    /// them (validity, CA, CRL) is left to the returned function, which a streamed dump runs beside CRIU.
     /// </summary>
-    public static Func<IReadOnlyList<Recipient>> RecipientsReadNowCheckedLater(ParsedArguments args, Pki pki)
+    public static Func<IReadOnlyList<Recipient>> RecipientsFoundNowLoadedLater(ParsedArguments args, Pki pki)
     {
         var pending = GivenRecipients(args).Select(pki.ReadRecipient).ToList();
         return () => pending.Select(load => load()).ToList();

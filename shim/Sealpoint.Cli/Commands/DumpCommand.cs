@@ -48,11 +48,12 @@ public sealed class DumpCommand : Command
         if (!int.TryParse(pidText, out int pid) || pid <= 0)
             throw UsageError($"-t needs a process id, not '{pidText}'", "write -t PID");
         string dir = args.Require("images-dir", "give the directory for the sealed checkpoint: -D DIR");
-        // The certificate files are read now; parsing and checking them (OpenSSL's first use, the CA and CRL checks) runs
-        // while CRIU starts (StreamDumpOptions.LoadRecipients), and a verdict already reached on this node is reused.
+        // Whether the certificate files exist is checked now; reading, parsing and checking them (OpenSSL's first use, the
+        // CA and CRL checks) runs while CRIU starts (StreamDumpOptions.LoadRecipients), and a verdict already reached on
+        // this node is reused.
         var pki = Defaults.Pki(args, NodeState.VerifiedCertificatesCache());
-        var loadRecipients = Defaults.RecipientsReadNowCheckedLater(args, pki);
-        timer.Mark("recipient certificates read");
+        var loadRecipients = Defaults.RecipientsFoundNowLoadedLater(args, pki);
+        timer.Mark("recipient certificates found");
         var seal = new SealOptions
         {
             Recipients = [],

@@ -41,11 +41,7 @@ public sealed class SealedCheckpointWriter : IDisposable
     public string CheckpointId => Hex.Lower(_checkpointId);
 
     /// <summary>Starts a sealed checkpoint in <paramref name="directory"/>, which must be missing or empty.</summary>
-    public static SealedCheckpointWriter Create(string directory, SealOptions options)
-    {
-        directory = CheckOutputDirectory(directory, out bool created);
-        return new SealedCheckpointWriter(directory, options, created);
-    }
+    public static SealedCheckpointWriter Create(string directory, SealOptions options) => Create(ReserveDirectory(directory), options);
 
     private static string CheckOutputDirectory(string directory, out bool created)
     {
@@ -63,10 +59,32 @@ public sealed class SealedCheckpointWriter : IDisposable
     /// the certificates while CRIU starts): <see cref="SealOptions.Recipients"/> is ignored, and <see cref="WrapFor"/>
     /// must come before <see cref="Complete"/>. Until then the data key exists only in this process.
     /// </summary>
-    public static SealedCheckpointWriter CreateBeforeRecipients(string directory, SealOptions options)
+    public static SealedCheckpointWriter CreateBeforeRecipients(string directory, SealOptions options) =>
+        CreateBeforeRecipients(ReserveDirectory(directory), options);
+
+    /// <summary>
+    /// The output directory checked (missing or empty) and created ahead of its writer: a streamed dump refuses an unusable
+    /// one before CRIU starts, and creates the writer (the data key: OpenSSL's first use) while CRIU starts.
+    /// </summary>
+    public static ReservedDirectory ReserveDirectory(string directory)
     {
         directory = CheckOutputDirectory(directory, out bool created);
-        return new SealedCheckpointWriter(directory, options, created, recipientsLater: true);
+        return new ReservedDirectory(directory, created);
+    }
+
+    /// <summary><see cref="CreateBeforeRecipients(string, SealOptions)"/> in a directory <see cref="ReserveDirectory"/> checked.</summary>
+    public static SealedCheckpointWriter CreateBeforeRecipients(ReservedDirectory reserved, SealOptions options) =>
+        new(reserved.Path, options, reserved.Created, recipientsLater: true);
+
+    /// <summary><see cref="Create"/> in a directory <see cref="ReserveDirectory"/> checked; a refused recipient leaves no directory behind.</summary>
+    public static SealedCheckpointWriter Create(ReservedDirectory reserved, SealOptions options)
+    {
+        try { return new(reserved.Path, options, reserved.Created); }
+        catch
+        {
+            reserved.Release();
+            throw;
+        }
     }
 
     /// <summary>Wraps the data key for <paramref name="recipients"/> (once; see <see cref="CreateBeforeRecipients"/>).</summary>
@@ -288,6 +306,15 @@ public sealed class SealedCheckpointWriter : IDisposable
         foreach (var name in _entries.Keys) FileSystem.RemoveTree(Path.Combine(Directory, name));
         FileSystem.RemoveTree(Path.Combine(Directory, ImageFiles.EnvelopeName + ".tmp"));
         if (_createdDirectory) FileSystem.RemoveTree(Directory);
+    }
+}
+
+/// <summary>An output directory <see cref="SealedCheckpointWriter.ReserveDirectory"/> checked; <see cref="Release"/> undoes it when no writer took it.</summary>
+public sealed record ReservedDirectory(string Path, bool Created)
+{
+    public void Release()
+    {
+        if (Created) FileSystem.RemoveTree(Path);
     }
 }
 

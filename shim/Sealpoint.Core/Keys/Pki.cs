@@ -292,18 +292,18 @@ public sealed class Pki(string root)
 
     /// <summary>
     /// <see cref="ResolveRecipient"/> in two steps, for a caller with other work to start meanwhile (a streamed dump
-    /// starts CRIU): the certificate file is read now, so a missing or unreadable one fails at once; the returned
-    /// function parses it (a process's first use of OpenSSL, about 30 ms) and runs the validity, CA and CRL checks
-    /// (the first certificate chain of a process, about 60 ms). A recipient must pass them before any data key is
-    /// wrapped for it.
+    /// starts CRIU): whether the certificate file exists is checked now, so a missing one fails at once; the returned
+    /// function reads and parses it (a process's first use of OpenSSL, about 30 ms) and runs the validity, CA and CRL
+    /// checks (the first certificate chain of a process, about 60 ms). A recipient must pass them before any data key
+    /// is wrapped for it.
     /// </summary>
     public Func<Recipient> ReadRecipient(string nameOrPath)
     {
         string path = RecipientPath(nameOrPath);
-        string pem = Recipient.ReadPem(path);
+        Recipient.CheckExists(path);
         return () =>
         {
-            var recipient = Recipient.FromPem(pem, path);
+            var recipient = Recipient.Load(path);
             CheckValidityPeriod(recipient.Certificate, path);
             CheckIssuedByCa(recipient.Certificate, path);
             return recipient;

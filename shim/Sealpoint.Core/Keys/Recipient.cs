@@ -62,14 +62,23 @@ public sealed class Recipient
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
-            throw new SealpointException(ErrorKind.NotFound, $"recipient certificate {certificatePath} does not exist",
-                "give the path of a PEM certificate, or a name issued with 'sealpoint keys issue'");
+            throw Missing(certificatePath);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw CannotRead(certificatePath, e);
         }
     }
+
+    /// <summary>Fails at once, and without reading it, when there is no certificate file at <paramref name="certificatePath"/>.</summary>
+    public static void CheckExists(string certificatePath)
+    {
+        if (!File.Exists(certificatePath)) throw Missing(certificatePath);
+    }
+
+    private static SealpointException Missing(string certificatePath) =>
+        new(ErrorKind.NotFound, $"recipient certificate {certificatePath} does not exist",
+            "give the path of a PEM certificate, or a name issued with 'sealpoint keys issue'");
 
     /// <summary>The recipient a PEM certificate read by <see cref="ReadPem"/> names.</summary>
     public static Recipient FromPem(string pem, string certificatePath)

@@ -16,7 +16,10 @@ public sealed class CaptureSession : ImageStreamSession
     private readonly SmallImageLoop _small;
     private volatile bool _sealed;
 
-    public CaptureSession(SealedCheckpointWriter writer, string socketPath) : base(socketPath)
+    public CaptureSession(SealedCheckpointWriter writer, string socketPath) : this(writer, new UnixListener(socketPath)) { }
+
+    /// <summary>A session on a socket CRIU may already be connected to (see <see cref="ImageStreamSession(UnixListener)"/>).</summary>
+    public CaptureSession(SealedCheckpointWriter writer, UnixListener listener) : base(listener)
     {
         this.writer = writer;
         _small = new SmallImageLoop(writer, Cancellation, Fail, EndImage, AddBytes, (name, pipe, initial) =>

@@ -44,7 +44,13 @@ public abstract class ImageStreamSession : IDisposable
     private OwnedFd? _connection;
     private bool _idle;
 
-    protected ImageStreamSession(string socketPath) => _listener = new UnixListener(socketPath);
+    protected ImageStreamSession(string socketPath) : this(new UnixListener(socketPath)) { }
+
+    /// <summary>
+    /// Serves a socket that is already listening: CRIU may have connected before this session existed (a streamed dump
+    /// starts CRIU first); its connection waits in the backlog. The session owns the listener from here on.
+    /// </summary>
+    protected ImageStreamSession(UnixListener listener) => _listener = listener;
 
     protected PollCancellation Cancellation { get; } = new();
 

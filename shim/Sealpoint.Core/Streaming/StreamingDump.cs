@@ -47,11 +47,6 @@ public sealed record StreamDumpResult(Envelope Envelope, int Images, long Bytes,
 /// </summary>
 public static class StreamingDump
 {
-    private const string HookName = "sealpoint-post-dump.sh";
-    private const string ReachedName = "sealpoint-post-dump.reached";
-    private const string SealedName = "sealpoint-verdict.sealed";
-    private const string FailedName = "sealpoint-verdict.failed";
-
     public static StreamDumpResult Run(StreamDumpOptions options, Action<string>? progress = null)
     {
         var timer = new PhaseTimer("sealpoint");
@@ -63,54 +58,64 @@ public static class StreamingDump
         if (options.WorkDirectory is { } given && (Path.GetFullPath(given).TrimEnd('/') + "/").StartsWith(images + "/", StringComparison.Ordinal))
             throw new SealpointException(ErrorKind.Usage, "the work directory is the sealed checkpoint's directory or inside it",
                 "give --work-dir outside -D: the checkpoint directory holds only sealed files");
-        // The writer first: it checks the output directory (and, unless they load later, the recipients) before CRIU touches the process.
-        var (writer, recipientChecks) = StartWriter(options);
-        // The envelope is written while the tasks are frozen: its code's one-time set-up runs now, on the spare core.
-        EnvelopeFile.StartWarmUp();
-        WorkDirectory work;
-        try { work = WorkDirectory.Create(options.WorkDirectory, "dump"); }
-        catch
-        {
-            writer.Dispose();
-            throw;
-        }
+        // Before CRIU starts: everything that can refuse the dump without touching the process (the output and work
+        // directories; the recipients too, unless they load beside CRIU) and everything CRIU needs at once (its hook,
+        // the listening socket). The rest is set up while CRIU starts, which takes it ~30 ms before it seizes the tasks.
+        var reserved = SealedCheckpointWriter.ReserveDirectory(options.ImagesDirectory);
+        SealedCheckpointWriter? writer = null;
+        Task recipientChecks = Task.CompletedTask;
+        WorkDirectory? work = null;
+        UnixListener? listener = null;
         CaptureSession? session = null;
         CriuProcess? criu = null;
+        Exception? interrupted = null;
+        PostDumpGate? gate = null;
         bool sealedVerdict = false;
         using var interrupt = new InterruptGuard(() =>
         {
-            session?.Fail(new SealpointException(ErrorKind.External, "sealpoint was interrupted during the dump", "run the dump again; the process was left running"));
+            interrupted = new SealpointException(ErrorKind.External, "sealpoint was interrupted during the dump", "run the dump again; the process was left running");
+            session?.Fail(interrupted);
             return true;
         });
         try
         {
+            if (options.LoadRecipients is null) (writer, recipientChecks) = StartWriter(reserved, options);
+            work = WorkDirectory.Create(options.WorkDirectory, "dump");
             if (Posix.IsNoExec(work.Path))
                 throw new SealpointException(ErrorKind.Usage, $"the work directory {work.Path} is on a file system mounted noexec, so CRIU cannot run Sealpoint's post-dump step there",
                     "give --work-dir on a file system that allows executables");
-            string hook = work.OwnFile(HookName);
-            string reached = work.OwnFile(ReachedName), sealedMark = work.OwnFile(SealedName), failedMark = work.OwnFile(FailedName);
-            WriteHook(hook, work.Path, Environment.ProcessId);
-            session = new CaptureSession(writer, work.OwnFile(StreamerProtocol.CaptureSocketName));
-            session.Start();
+            gate = PostDumpGate.Create(work);
+            listener = new UnixListener(work.OwnFile(StreamerProtocol.CaptureSocketName));
 
             string log = CriuArguments.LogFileOf(options.CriuArguments, work.Path) ?? work.File("dump.log");
-            var args = new List<string> { "dump", "--stream", "-D", work.Path, "-W", work.Path, "-t", options.Pid.ToString(), "--action-script", hook };
+            var args = new List<string> { "dump", "--stream", "-D", work.Path, "-W", work.Path, "-t", options.Pid.ToString(), "--action-script", gate.ScriptPath };
             if (!CriuArguments.SetsLogFile(options.CriuArguments)) args.AddRange(["-o", "dump.log"]);
             args.AddRange(options.CriuArguments);
             progress?.Invoke($"running {options.CriuPath} {string.Join(' ', args)}");
             if (recipientChecks.IsFaulted) recipientChecks.GetAwaiter().GetResult();
-            timer.Mark("writer, work directory, socket");
+            timer.Mark("directories, hook, socket");
+            if (interrupted is not null) throw interrupted;
             work.Keep = true; // CRIU's log explains a failure from here on
             criu = CriuProcess.Start(options.CriuPath, args, log);
+
+            // CRIU is starting; its connection waits in the listener's backlog until the session accepts it. A failure
+            // from here on goes through the session (or the listener's reset), so CRIU resumes the tasks itself.
+            if (writer is null) (writer, recipientChecks) = StartWriter(reserved, options);
+            // The envelope is written while the tasks are frozen: its code's one-time set-up runs now, on the spare core.
+            EnvelopeFile.StartWarmUp();
+            session = new CaptureSession(writer, listener);
+            listener = null; // the session's now
+            session.Start();
+            if (interrupted is not null) session.Fail(interrupted);
             var failing = session;
             recipientChecks.ContinueWith(t => failing.Fail(t.Exception!.InnerException!), CancellationToken.None,
                 TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            timer.Mark("writer, session (beside CRIU)");
 
-            bool sawReached = false;
-            while (!criu.WaitForExit(5))
+            bool reached = false;
+            while (!reached && !criu.HasExited) reached = gate.WaitReached(5);
+            if (reached)
             {
-                if (sawReached || !File.Exists(reached)) continue;
-                sawReached = true;
                 timer.Mark("criu until post-dump");
                 // CRIU wrote every image and waits in its post-dump step, the tasks still frozen.
                 try
@@ -119,14 +124,14 @@ public static class StreamingDump
                     session.Finish(options.FinishTimeout);
                     timer.Mark("last images sealed");
                     writer.Complete();
-                    File.WriteAllBytes(sealedMark, []);
+                    gate.Sealed();
                     sealedVerdict = true;
                     timer.Mark("envelope");
                 }
                 catch (Exception e)
                 {
-                    File.WriteAllBytes(failedMark, []);
-                    session.Fail(e);
+                    try { gate.Failed(); }
+                    finally { session.Fail(e); }
                 }
             }
             criu.WaitForExit();
@@ -158,28 +163,37 @@ public static class StreamingDump
         }
         finally
         {
-            // Without the sealed verdict the writer was never completed: disposing removes every sealed file.
+            // Only an unexpected exception leaves CRIU running here. It is told to fail first (no session or a failed
+            // one resets its socket and pipes; the hook sees the failed verdict), so it resumes the tasks itself; it is
+            // killed only if it does not end.
             if (criu is { HasExited: false })
             {
-                criu.KillTree();
+                listener?.Dispose();
+                session?.Fail(new SealpointException(ErrorKind.Internal, "the streamed dump was abandoned", "see the error above"));
+                try { gate?.Failed(); } catch (SealpointException) { }
+                if (!criu.WaitForExit((int)options.FinishTimeout.TotalMilliseconds)) criu.KillTree();
                 criu.WaitForExit();
             }
+            listener?.Dispose();
             session?.Dispose();
             criu?.Dispose();
-            writer.Dispose();
-            work.Dispose();
+            // Without the sealed verdict the writer was never completed: disposing removes every sealed file.
+            if (writer is not null) writer.Dispose();
+            else reserved.Release();
+            gate?.Dispose();
+            work?.Dispose();
         }
     }
 
     /// <summary>The checkpoint's writer, and the recipients' work left to do beside CRIU (loading, CA and CRL checks, wrapping).</summary>
-    private static (SealedCheckpointWriter Writer, Task Recipients) StartWriter(StreamDumpOptions options)
+    private static (SealedCheckpointWriter Writer, Task Recipients) StartWriter(ReservedDirectory reserved, StreamDumpOptions options)
     {
         if (options.LoadRecipients is not { } load)
         {
             var checks = options.RecipientChecks is { } c ? Task.Run(c) : Task.CompletedTask;
-            return (SealedCheckpointWriter.Create(options.ImagesDirectory, options.Seal), checks);
+            return (SealedCheckpointWriter.Create(reserved, options.Seal), checks);
         }
-        var writer = SealedCheckpointWriter.CreateBeforeRecipients(options.ImagesDirectory, options.Seal);
+        var writer = SealedCheckpointWriter.CreateBeforeRecipients(reserved, options.Seal);
         return (writer, Task.Run(() =>
         {
             var recipients = load();
@@ -201,31 +215,6 @@ public static class StreamingDump
     }
 
     private static string Summary(CriuProcess criu) => criu.LogSummary() is { Length: > 0 } s ? $": {s}" : "";
-
-    /// <summary>
-    /// The post-dump action script. CRIU runs it for every action; at post-dump it says "reached" and waits for the
-    /// verdict. Exiting non-zero makes CRIU resume the tasks and fail; so does Sealpoint vanishing (kill -0).
-    /// </summary>
-    private static void WriteHook(string path, string workDir, int sealpointPid)
-    {
-        string w = "'" + workDir.Replace("'", "'\\''") + "'";
-        string script = $$"""
-            #!/bin/sh
-            # Written by 'sealpoint dump' for this dump only: holds CRIU at post-dump until the sealed checkpoint is on disk.
-            [ "$CRTOOLS_SCRIPT_ACTION" = post-dump ] || exit 0
-            w={{w}}
-            : > "$w/{{ReachedName}}" || exit 1
-            while :; do
-                [ -e "$w/{{SealedName}}" ] && exit 0
-                [ -e "$w/{{FailedName}}" ] && exit 1
-                kill -0 {{sealpointPid}} 2>/dev/null || exit 1
-                sleep 0.005
-            done
-
-            """;
-        File.WriteAllText(path, script.Replace("\r\n", "\n"));
-        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-    }
 }
 
 /// <summary>Turns SIGINT/SIGTERM during a CRIU run into a clean abort instead of an exit that strands CRIU.</summary>
