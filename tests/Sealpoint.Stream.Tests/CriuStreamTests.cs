@@ -331,7 +331,7 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
     }
 
     [Fact]
-    public void Restore_refuses_missing_keys_non_recipients_and_tampered_images_before_criu_runs()
+    public void Restore_refuses_missing_keys_non_recipients_and_tampered_images_before_criu_gets_an_image()
     {
         Tools.RequireRoot();
         using var dir = TempDir.Create("stream-restore-refused");
@@ -346,7 +346,8 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
         Assert.Contains("recipient", stranger.StandardError);
 
         // The default pre-check refuses a modified tag table or metadata file, and --verify-first a modified page,
-        // each before CRIU starts (so CRIU writes no log into that work directory).
+        // each before CRIU is given an image. CRIU starts beside the checks (a missing key is refused before it) and is
+        // stopped unanswered: nothing is restored, and its log, which only shows it starting, is not kept.
         var refused = new List<string>();
         void AssertRefusedBeforeCriu(string label, Action<string> tamper, string expected, params string[] extra)
         {
@@ -366,7 +367,7 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
         Assert.Equal(2, both.ExitCode);
         Assert.Contains("contradict", both.StandardError);
         foreach (var w in refused.Concat([dir.File("w1"), dir.File("w2")]))
-            Assert.False(File.Exists(Path.Combine(w, "restore.log")), $"CRIU ran for a refused restore ({w})");
+            Assert.False(File.Exists(Path.Combine(w, "restore.log")), $"a refused restore kept CRIU's log ({w})");
         Assert.False(Pids.IsAlive(pid), "a refused restore left a process running");
     }
 

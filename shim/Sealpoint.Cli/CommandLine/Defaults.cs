@@ -14,7 +14,14 @@ public static class Defaults
     /// A private key given as a path, or as an identity name in the PKI. A key is loaded to open an envelope next, so
     /// the envelope code's one-time set-up starts on a spare core meanwhile.
     /// </summary>
-    public static Identity LoadIdentity(ParsedArguments args, string option = "key")
+    public static Identity LoadIdentity(ParsedArguments args, string option = "key") => LoadIdentityLater(args, option)();
+
+    /// <summary>
+    /// <see cref="LoadIdentity"/> in two steps, for a caller with other work to start meanwhile (a streamed restore
+    /// starts CRIU): the key file is found and its mode checked now, so a missing one fails at once; the returned
+    /// function reads it (OpenSSL's first use).
+    /// </summary>
+    public static Func<Identity> LoadIdentityLater(ParsedArguments args, string option = "key")
     {
         Core.Format.EnvelopeFile.StartWarmUp();
         string key = args.Require(option, $"give the private key of a recipient: --{option} /etc/pki/sealpoint/NAME/private/key.pem (or --{option} NAME)");
@@ -23,7 +30,8 @@ public static class Defaults
             string inPki = Pki(args).KeyPath(key);
             if (File.Exists(inPki)) key = inPki;
         }
-        return Identity.Load(key);
+        Identity.RequireOwnerOnly(key);
+        return () => Identity.Load(key);
     }
 
     public static IReadOnlyList<Recipient> Recipients(ParsedArguments args) => GivenRecipients(args).Select(Pki(args).ResolveRecipient).ToList();

@@ -12,11 +12,11 @@ public sealed class RestoreCommand : Command
     public override string Arguments => "[-- CRIU OPTIONS]";
     public override string Details =>
         "Runs 'criu restore --stream' and answers its image requests from the sealed checkpoint in DIR. Every chunk and\n" +
-        "page is verified before CRIU gets it, and a bad one kills CRIU and what it restored so far. Before CRIU starts,\n" +
+        "page is verified before CRIU gets it, and a bad one kills CRIU and what it restored so far. Before CRIU gets any image,\n" +
         "every file except memory pages is verified completely and every page file's header and tag table is checked\n" +
         "against the envelope, so a damaged checkpoint is refused early except for a modified page, which is caught as it\n" +
         "is served; the page data is read and decrypted once. --verify-first verifies every page first as well (a second\n" +
-        "pass); --no-preverify checks nothing before CRIU starts. Without -d CRIU, and so this command, waits for the restored\n" +
+        "pass); --no-preverify checks nothing before CRIU gets images. Without -d CRIU, and so this command, waits for the restored\n" +
         "tree to exit. CRIU's log (restore.log) goes to the work directory, as for 'sealpoint dump'. Options after '--' go\n" +
         "to CRIU unchanged. See docs/streaming.md.";
     public override IReadOnlyList<OptionSpec> Options =>
@@ -33,8 +33,8 @@ public sealed class RestoreCommand : Command
         new("pidfile", "FILE", "CRIU: write the restored root's pid here (relative to the current directory)"),
         new("log-file", "FILE", "CRIU's log file (relative to the current directory)", Short: "o"),
         new("verbosity", "N", "CRIU's log level 0-4 (CRIU's -vN)", Short: "v"),
-        new("verify-first", null, "verify every file completely, pages included, before CRIU starts (a second pass over the pages)"),
-        new("no-preverify", null, "check nothing before CRIU starts (chunks and pages are still verified as served)"),
+        new("verify-first", null, "verify every file completely, pages included, before CRIU gets any image (a second pass over the pages)"),
+        new("no-preverify", null, "check nothing before CRIU gets images (chunks and pages are still verified as served)"),
         PkiOption,
         Json,
     ];
@@ -44,13 +44,13 @@ public sealed class RestoreCommand : Command
         string dir = args.Require("images-dir", "give the sealed checkpoint: -D DIR");
         if (args.Has("verify-first") && args.Has("no-preverify"))
             throw new SealpointException(ErrorKind.Usage, "--verify-first and --no-preverify contradict each other",
-                "give at most one of them (neither: header, tag table and metadata checks before CRIU starts)");
-        using var identity = Defaults.LoadIdentity(args);
+                "give at most one of them (neither: header, tag table and metadata checks before CRIU gets any image)");
         var options = new StreamRestoreOptions
         {
             CriuPath = CriuProcess.Resolve(args.Get("criu")),
             ImagesDirectory = dir,
-            Identity = identity,
+            // Read while CRIU starts; a missing key file is refused now.
+            Identity = Defaults.LoadIdentityLater(args),
             WorkDirectory = args.Get("work-dir"),
             CriuArguments = CriuPassThrough.Collect(args, ["restore-detached", "shell-job", "tcp-established", "ext-unix-sk", "file-locks"], ["pidfile"]),
             Check = args.Has("no-preverify") ? RestoreCheck.None : args.Has("verify-first") ? RestoreCheck.Full : RestoreCheck.Tables,

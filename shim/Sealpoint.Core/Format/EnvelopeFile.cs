@@ -71,13 +71,21 @@ public sealed class EnvelopeFile
     public static EnvelopeFile Read(string path)
     {
         var info = new FileInfo(path);
-        if (!info.Exists)
-            throw new SealpointException(ErrorKind.NotFound, $"no envelope at {path}: this is not a sealed checkpoint, or it is incomplete",
-                "seal the directory first (sealpoint seal), or use a checkpoint whose sealing completed");
+        if (!info.Exists) throw Missing(path);
         if (info.Length > MaxSize)
             throw new IntegrityException($"envelope {path} is {info.Length} bytes, more than the {MaxSize} allowed");
         return Parse(File.ReadAllBytes(path), path);
     }
+
+    /// <summary>Fails at once, without reading it, when there is no envelope at <paramref name="path"/>.</summary>
+    public static void RequireExists(string path)
+    {
+        if (!File.Exists(path)) throw Missing(path);
+    }
+
+    private static SealpointException Missing(string path) =>
+        new(ErrorKind.NotFound, $"no envelope at {path}: this is not a sealed checkpoint, or it is incomplete",
+            "seal the directory first (sealpoint seal), or use a checkpoint whose sealing completed");
 
     public static EnvelopeFile Parse(byte[] bytes, string source)
     {

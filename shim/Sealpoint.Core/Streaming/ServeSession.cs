@@ -10,8 +10,11 @@ namespace Sealpoint.Core.Streaming;
 /// (CRIU asks for optional images). A file may be asked for more than once: an image kept by the checks before
 /// CRIU started (<see cref="VerifiedImageCache"/>) is served again from memory, any other is read afresh.
 /// </summary>
-public sealed class ServeSession(SealedCheckpoint checkpoint, string socketPath, VerifiedImageCache? verified = null) : ImageStreamSession(socketPath)
+public sealed class ServeSession(SealedCheckpoint checkpoint, UnixListener listener, VerifiedImageCache? verified = null) : ImageStreamSession(listener)
 {
+    public ServeSession(SealedCheckpoint checkpoint, string socketPath, VerifiedImageCache? verified = null)
+        : this(checkpoint, new UnixListener(socketPath), verified) { }
+
     private readonly Dictionary<string, FileEntry> _files = checkpoint.Envelope.Files
         .Where(f => f.Kind != FileEntryKinds.Symlink).ToDictionary(f => f.Name, StringComparer.Ordinal);
     private int _missing;

@@ -9,18 +9,24 @@ public sealed record StreamRestoreOptions
     public required string CriuPath { get; init; }
     /// <summary>The sealed checkpoint.</summary>
     public required string ImagesDirectory { get; init; }
-    public required Identity Identity { get; init; }
+    /// <summary>
+    /// Loads the recipient's key, once CRIU is starting: reading it is the process's first use of OpenSSL (~25 ms) and
+    /// CRIU probes the kernel for ~50 ms before it asks for its first image. The restore disposes it. Check that the key
+    /// file exists before (<see cref="Identity.RequireOwnerOnly"/>), so that a missing one refuses the restore before
+    /// CRIU starts.
+    /// </summary>
+    public required Func<Identity> Identity { get; init; }
     public string? WorkDirectory { get; init; }
     /// <summary>Further CRIU options (--shell-job, -d, --pidfile, --tcp-established, -v4, ...).</summary>
     public IReadOnlyList<string> CriuArguments { get; init; } = [];
-    /// <summary>What is checked before CRIU starts (docs/streaming.md, "Restore"); see <see cref="RestoreCheck"/>.</summary>
+    /// <summary>What is checked before CRIU is given any image (docs/streaming.md, "Restore"); see <see cref="RestoreCheck"/>.</summary>
     public RestoreCheck Check { get; init; } = RestoreCheck.Tables;
 }
 
 /// <summary>
-/// Checks of a sealed checkpoint before CRIU starts a streamed restore. Whatever is chosen, every chunk and page is
-/// still verified (its AEAD tag) before its plaintext goes into CRIU's pipe, and a bad one kills CRIU and what it
-/// restored so far; these checks only decide how much is refused before CRIU runs at all.
+/// Checks of a sealed checkpoint before CRIU is given any image of a streamed restore. Whatever is chosen, every chunk
+/// and page is still verified (its AEAD tag) before its plaintext goes into CRIU's pipe, and a bad one kills CRIU and
+/// what it restored so far; these checks only decide how much is refused before CRIU restores anything at all.
 /// </summary>
 public enum RestoreCheck
 {
@@ -101,43 +107,63 @@ public static class StreamingRestore
     public static StreamRestoreResult Run(StreamRestoreOptions options, Action<string>? progress = null)
     {
         var timer = new PhaseTimer("sealpoint");
-        timer.Mark("start-up, arguments, identity");
+        timer.Mark("start-up, arguments");
         CriuArguments.Check(options.CriuArguments, "restore");
+        // A mistyped directory is refused before CRIU starts; anything else about the checkpoint is checked beside it.
+        Format.EnvelopeFile.RequireExists(Path.Combine(Path.GetFullPath(options.ImagesDirectory), Format.ImageFiles.EnvelopeName));
         var clock = Stopwatch.StartNew();
-        using var checkpoint = SealedCheckpoint.Open(options.ImagesDirectory, options.Identity);
-        timer.Mark("envelope and listing");
-        using var verified = new VerifiedImageCache();
-        if (options.Check != RestoreCheck.None)
-        {
-            progress?.Invoke($"checking the {checkpoint.Envelope.Files.Count} files of checkpoint {checkpoint.Envelope.CheckpointId} ({options.Check})");
-            VerifyAll(checkpoint, tablesOnly: options.Check == RestoreCheck.Tables, keep: verified);
-        }
-        var verifyElapsed = clock.Elapsed;
-        timer.Mark($"checks before CRIU ({options.Check})");
         using var work = WorkDirectory.Create(options.WorkDirectory, "restore");
+        string log = CriuArguments.LogFileOf(options.CriuArguments, work.Path) ?? work.File("restore.log");
+        UnixListener? listener = null;
         CriuProcess? criu = null;
         ServeSession? session = null;
+        Identity? identity = null;
+        SealedCheckpoint? checkpoint = null;
+        using var verified = new VerifiedImageCache();
         // Interrupted while CRIU still reads images: the restore is incomplete, so CRIU and its tasks are killed.
         // Once CRIU has closed the stream the tree is restored; the signal then acts as it would on CRIU alone.
         using var interrupt = new InterruptGuard(() =>
         {
-            if (session is null or { Disconnected: true }) return false;
+            if (session is null)
+            {
+                criu?.KillTree(); // given no image yet: nothing restored
+                return false;
+            }
+            if (session.Disconnected) return false;
             session.Fail(new SealpointException(ErrorKind.External, "sealpoint was interrupted during the restore", "run the restore again"));
             return true;
         });
         try
         {
-            // A failure kills CRIU and what it forked before the failing pipe closes: CRIU must never take a
-            // cut-short image for a complete one.
-            session = new ServeSession(checkpoint, work.OwnFile(StreamerProtocol.ServeSocketName), verified) { OnFailure = _ => criu?.KillTree() };
-            session.Start();
-            string log = CriuArguments.LogFileOf(options.CriuArguments, work.Path) ?? work.File("restore.log");
+            // CRIU first: it probes the kernel for ~50 ms before it asks for its first image, while the key, the
+            // envelope and the checks below take about as long. Its connection waits in the socket's backlog, unanswered,
+            // until they passed; a refusal stops it there, given nothing (docs/streaming.md, "Restore").
+            listener = new UnixListener(work.OwnFile(StreamerProtocol.ServeSocketName));
             var args = new List<string> { "restore", "--stream", "-D", work.Path, "-W", work.Path };
             if (!CriuArguments.SetsLogFile(options.CriuArguments)) args.AddRange(["-o", "restore.log"]);
             args.AddRange(options.CriuArguments);
             progress?.Invoke($"running {options.CriuPath} {string.Join(' ', args)}");
-            work.Keep = true; // CRIU's log explains a failure from here on
             criu = CriuProcess.Start(options.CriuPath, args, log);
+            timer.Mark("CRIU started");
+
+            identity = options.Identity();
+            timer.Mark("identity (beside CRIU)");
+            checkpoint = SealedCheckpoint.Open(options.ImagesDirectory, identity);
+            timer.Mark("envelope and listing");
+            if (options.Check != RestoreCheck.None)
+            {
+                progress?.Invoke($"checking the {checkpoint.Envelope.Files.Count} files of checkpoint {checkpoint.Envelope.CheckpointId} ({options.Check})");
+                VerifyAll(checkpoint, tablesOnly: options.Check == RestoreCheck.Tables, keep: verified);
+            }
+            var verifyElapsed = clock.Elapsed;
+            timer.Mark($"checks before CRIU is served ({options.Check})");
+
+            // A failure kills CRIU and what it forked before the failing pipe closes: CRIU must never take a
+            // cut-short image for a complete one.
+            session = new ServeSession(checkpoint, listener, verified) { OnFailure = _ => criu?.KillTree() };
+            listener = null; // the session's now
+            work.Keep = true; // CRIU's log explains a failure from here on
+            session.Start();
             criu.WaitForExit();
             timer.Mark("criu restore, images served");
             // CRIU is gone: an image it left unread can never be read; stop its thread.
@@ -161,8 +187,19 @@ public static class StreamingRestore
                 criu.KillTree();
                 criu.WaitForExit();
             }
+            // Refused before CRIU was given an image: its own log only shows it starting, and is not kept.
+            if (session is null && criu is not null && !CriuArguments.SetsLogFile(options.CriuArguments)) TryDelete(log);
+            listener?.Dispose();
             session?.Dispose();
             criu?.Dispose();
+            checkpoint?.Dispose();
+            identity?.Dispose();
         }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try { File.Delete(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 }
