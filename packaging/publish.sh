@@ -38,6 +38,9 @@ for entry in shim/Sealpoint.Cli:cli:sealpoint shim/Sealpoint.Runtime:runtime:sea
         *) options=("${hook[@]}") ;;
     esac
     echo "publish.sh: dotnet publish $project ${options[*]}"
+    # ReadyToRun output from a publish with other options (composite or not) is taken as up to date and shipped
+    # as is; seen once: a composite experiment left IL-only assemblies, and the CLI published next aborted at start.
+    rm -rf "$repo/$project/obj/Release/net10.0/linux-x64/R2R"
     log=$(mktemp)
     if ! dotnet publish "$repo/$project" -c Release -r linux-x64 "${options[@]}" -o "$dest/$folder" --nologo -v quiet >"$log" 2>&1; then
         cat "$log" >&2; rm -f "$log"
@@ -45,6 +48,11 @@ for entry in shim/Sealpoint.Cli:cli:sealpoint shim/Sealpoint.Runtime:runtime:sea
     fi
     rm -f "$log"
     [[ -x $dest/$folder/$name ]] || die "publish produced no $dest/$folder/$name" "check the AssemblyName of $project"
+    # It must start: exit 0, or a usage error for the hook, which has no --version; not a crash of the runtime.
+    rc=0
+    "$dest/$folder/$name" --version >/dev/null 2>&1 || rc=$?
+    [[ $rc == 0 || ( $folder == hook && $rc == 2 ) ]] \
+        || die "the published $dest/$folder/$name does not start (exit $rc for --version)" "run it to see why; publish again after removing $repo/$project/obj"
     # The .NET host follows the link to find the program's files.
     ln -sfn "$folder/$name" "$dest/$name"
 done

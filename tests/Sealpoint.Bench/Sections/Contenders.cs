@@ -108,13 +108,6 @@ public sealed class StreamingDump(SealpointSetup sealpoint, string logs) : Conte
         }
         return r;
     }
-
-    /// <summary>Null when `sealpoint dump` exists in the built CLI; otherwise why not.</summary>
-    public static string? Unavailable()
-    {
-        var r = ProcessRunner.RunUnchecked(SealpointSetup.Cli, ["dump", "--help"]);
-        return r.Succeeded ? null : "the built `sealpoint` has no `dump` command (the stream branch is not merged into this build)";
-    }
 }
 
 // ---- container family: runc and runc-compatible runtimes on a runc container ----

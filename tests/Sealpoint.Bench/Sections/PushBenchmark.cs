@@ -21,13 +21,6 @@ public sealed class PushBenchmark(BenchOptions options, Scratch scratch, Results
     public const string Section = "oci";
     private const int ModifyPercent = 5;
 
-    /// <summary>Null when `sealpoint pack` exists in the built CLI; otherwise why not.</summary>
-    public static string? Unavailable()
-    {
-        var r = ProcessRunner.RunUnchecked(SealpointSetup.Cli, ["pack", "--help"]);
-        return r.Succeeded ? null : "the built `sealpoint` has no `pack` command (the oci branch is not merged into this build)";
-    }
-
     public void Run()
     {
         int mib = options.PushSize;
