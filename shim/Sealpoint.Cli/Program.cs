@@ -36,14 +36,13 @@ public static class Program
             stdout.WriteLine($"sealpoint {typeof(Program).Assembly.GetName().Version?.ToString(3)} (sealed format v{Core.Format.Envelope.CurrentVersion})");
             return 0;
         }
-        // Longest match first: "keys issue" before "keys".
-        var command = Commands.Where(c => Matches(c, args)).MaxBy(c => c.Name.Split(' ').Length);
+        var command = Find(args, out int words);
         if (command is null)
         {
             stderr.WriteLine($"sealpoint: unknown command '{string.Join(' ', args.TakeWhile(a => !a.StartsWith('-')).Take(2))}'. Fix: see 'sealpoint --help' for the commands");
             return (int)ErrorKind.Usage;
         }
-        var rest = args.Skip(command.Name.Split(' ').Length).ToList();
+        var rest = args.Skip(words).ToList();
         bool json = rest.Contains("--json");
         var output = new Output(stdout, stderr, json);
         try
@@ -68,10 +67,25 @@ public static class Program
         }
     }
 
-    private static bool Matches(Command c, IReadOnlyList<string> args)
+    /// <summary>
+    /// The command the arguments name, longest name first ("keys issue" before "keys"), and how many words its name has.
+    /// Plain loops: every command starts here, and LINQ's generic code would be JIT-compiled on each start (~2 ms).
+    /// </summary>
+    private static Command? Find(IReadOnlyList<string> args, out int words)
     {
-        string[] words = c.Name.Split(' ');
-        return args.Count >= words.Length && words.Select((w, i) => args[i] == w).All(x => x);
+        Command? found = null;
+        words = 0;
+        foreach (var c in Commands)
+        {
+            string[] name = c.Name.Split(' ');
+            if (name.Length <= words || args.Count < name.Length) continue;
+            bool matches = true;
+            for (int i = 0; i < name.Length && matches; i++) matches = args[i] == name[i];
+            if (!matches) continue;
+            found = c;
+            words = name.Length;
+        }
+        return found;
     }
 
     private static string Overview()
