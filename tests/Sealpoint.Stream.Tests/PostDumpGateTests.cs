@@ -46,14 +46,24 @@ public class PostDumpGateTests
     }
 
     [Fact]
-    public void The_script_fails_without_a_verdict_once_the_process_holding_the_gate_is_gone()
+    public void The_script_fails_without_a_verdict_once_the_gate_is_closed_as_when_sealpoint_dies()
     {
-        using var gone = Process.Start(new ProcessStartInfo("/bin/true") { UseShellExecute = false })!;
-        gone.WaitForExit();
         using var work = WorkDirectory.Create(null, "gate-test");
-        using var gate = PostDumpGate.Create(work, gone.Id);
+        var gate = PostDumpGate.Create(work);
         using var script = RunScript(gate, "post-dump");
         Assert.True(gate.WaitReached(5000));
+        Assert.False(script.WaitForExit(300), "the script ended without a verdict");
+        gate.Dispose(); // what the kernel does to a dead process's descriptors
+        Assert.Equal(1, ExitCodeWithin(script, 5000));
+    }
+
+    [Fact]
+    public void A_gate_closed_before_the_script_runs_fails_it_at_once_instead_of_blocking()
+    {
+        using var work = WorkDirectory.Create(null, "gate-test");
+        var gate = PostDumpGate.Create(work);
+        gate.Dispose();
+        using var script = RunScript(gate, "post-dump");
         Assert.Equal(1, ExitCodeWithin(script, 5000));
     }
 

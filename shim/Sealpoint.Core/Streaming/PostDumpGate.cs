@@ -3,9 +3,11 @@ namespace Sealpoint.Core.Streaming;
 /// <summary>
 /// Holds CRIU at its post-dump step, the dumped tasks still frozen, until the sealed checkpoint is on disk
 /// (docs/streaming.md). CRIU runs the gate's action script; at post-dump the script says "reached" into one FIFO and
-/// waits for the verdict on another. Both FIFOs are open read-write on both sides, so neither open ever blocks, and
-/// each message wakes its reader at once (a polled marker file cost ~6 ms per dump while the tasks were frozen). The
-/// script fails, so CRIU resumes the tasks, on a "failed" verdict and when this process is gone.
+/// waits for the verdict on another, and each message wakes its reader at once (a polled marker file cost ~6 ms per
+/// dump while the tasks were frozen). This process holds both FIFOs open read-write (close-on-exec: no child holds
+/// them), so none of its opens blocks. The script fails, so CRIU resumes the tasks, on a "failed" verdict and when
+/// this process is gone: it then holds the only writing end of the verdict FIFO, so this process's exit, for any
+/// reason, is an end of file there.
 /// </summary>
 public sealed class PostDumpGate : IDisposable
 {
@@ -27,10 +29,7 @@ public sealed class PostDumpGate : IDisposable
     public string ScriptPath { get; }
 
     /// <summary>Writes the script and makes the FIFOs in <paramref name="work"/> (removed with it).</summary>
-    public static PostDumpGate Create(WorkDirectory work) => Create(work, Environment.ProcessId);
-
-    /// <param name="holder">The process whose end the script watches (tests give one that is gone).</param>
-    internal static PostDumpGate Create(WorkDirectory work, int holder)
+    public static PostDumpGate Create(WorkDirectory work)
     {
         string script = work.OwnFile(ScriptName), reached = work.OwnFile(ReachedName), verdict = work.OwnFile(VerdictName);
         var reachedEnd = OpenFifo(reached);
@@ -42,7 +41,7 @@ public sealed class PostDumpGate : IDisposable
             throw;
         }
         var gate = new PostDumpGate(script, reachedEnd, verdictEnd);
-        try { WriteScript(script, reached, verdict, holder); }
+        try { WriteScript(script, reached, verdict); }
         catch
         {
             gate.Dispose();
@@ -85,25 +84,21 @@ public sealed class PostDumpGate : IDisposable
     }
 
     /// <summary>
-    /// The action script. CRIU runs it for every action; only post-dump waits. A verdict read fails only on timeout
-    /// (the script holds the FIFO open itself, so no end of file); each timeout checks that this process still lives.
+    /// The action script, POSIX sh. CRIU runs it for every action; only post-dump waits. Opening a FIFO read-write never
+    /// blocks, and opening it read-only does not either while the script's own read-write end is open; that end is then
+    /// closed, so the script's read ends with the verdict, or with an end of file once this process is gone.
     /// </summary>
-    private static void WriteScript(string path, string reached, string verdict, int sealpointPid)
+    private static void WriteScript(string path, string reached, string verdict)
     {
         static string Quote(string s) => "'" + s.Replace("'", "'\\''") + "'";
         string script = $$"""
-            #!/bin/bash
+            #!/bin/sh
             # Written by 'sealpoint dump' for this dump only: holds CRIU at post-dump until the sealed checkpoint is on disk.
             [ "$CRTOOLS_SCRIPT_ACTION" = post-dump ] || exit 0
-            exec 3<>{{Quote(reached)}} 4<>{{Quote(verdict)}} || exit 1
+            exec 3<>{{Quote(reached)}} 4<>{{Quote(verdict)}} 5<{{Quote(verdict)}} 4>&- || exit 1
             echo reached >&3 || exit 1
-            while :; do
-                read -r -t 0.2 verdict <&4
-                status=$?
-                if [ $status -eq 0 ]; then [ "$verdict" = sealed ]; exit; fi
-                [ $status -gt 128 ] || exit 1
-                kill -0 {{sealpointPid}} 2>/dev/null || exit 1
-            done
+            read -r verdict <&5 || exit 1
+            [ "$verdict" = sealed ]
 
             """;
         File.WriteAllText(path, script.Replace("\r\n", "\n"));
