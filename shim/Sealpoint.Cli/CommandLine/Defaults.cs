@@ -14,7 +14,7 @@ public static class Defaults
     /// A private key given as a path, or as an identity name in the PKI. A key is loaded to open an envelope next, so
     /// the envelope code's one-time set-up starts on a spare core meanwhile.
     /// </summary>
-    public static Identity LoadIdentity(ParsedArguments args, string option = "key") => LoadIdentityLater(args, option)();
+    public static Identity LoadIdentity(ParsedArguments args, string option = "key") => Identity.Load(KeyPath(args, option));
 
     /// <summary>
     /// <see cref="LoadIdentity"/> in two steps, for a caller with other work to start meanwhile (a streamed restore
@@ -23,6 +23,13 @@ public static class Defaults
     /// </summary>
     public static Func<Identity> LoadIdentityLater(ParsedArguments args, string option = "key")
     {
+        string key = KeyPath(args, option);
+        Identity.RequireOwnerOnly(key);
+        return () => Identity.Load(key);
+    }
+
+    private static string KeyPath(ParsedArguments args, string option)
+    {
         Core.Format.EnvelopeFile.StartWarmUp();
         string key = args.Require(option, $"give the private key of a recipient: --{option} /etc/pki/sealpoint/NAME/private/key.pem (or --{option} NAME)");
         if (!File.Exists(key) && !key.Contains('/'))
@@ -30,8 +37,7 @@ public static class Defaults
             string inPki = Pki(args).KeyPath(key);
             if (File.Exists(inPki)) key = inPki;
         }
-        Identity.RequireOwnerOnly(key);
-        return () => Identity.Load(key);
+        return key;
     }
 
     public static IReadOnlyList<Recipient> Recipients(ParsedArguments args) => GivenRecipients(args).Select(Pki(args).ResolveRecipient).ToList();

@@ -43,17 +43,6 @@ public sealed class SealedCheckpointWriter : IDisposable
     /// <summary>Starts a sealed checkpoint in <paramref name="directory"/>, which must be missing or empty.</summary>
     public static SealedCheckpointWriter Create(string directory, SealOptions options) => Create(ReserveDirectory(directory), options);
 
-    private static string CheckOutputDirectory(string directory, out bool created)
-    {
-        directory = Path.GetFullPath(directory);
-        created = !System.IO.Directory.Exists(directory);
-        if (created) System.IO.Directory.CreateDirectory(directory, PrivateDir);
-        else if (System.IO.Directory.EnumerateFileSystemEntries(directory).Any())
-            throw new SealpointException(ErrorKind.Usage, $"{directory} is not empty; a sealed checkpoint needs an empty directory",
-                "choose a new output directory or empty this one");
-        return directory;
-    }
-
     /// <summary>
     /// <see cref="Create"/> for a producer that learns its recipients while it already seals (a streamed dump loads
     /// the certificates while CRIU starts): <see cref="SealOptions.Recipients"/> is ignored, and <see cref="WrapFor"/>
@@ -68,18 +57,26 @@ public sealed class SealedCheckpointWriter : IDisposable
     /// </summary>
     public static ReservedDirectory ReserveDirectory(string directory)
     {
-        directory = CheckOutputDirectory(directory, out bool created);
+        directory = Path.GetFullPath(directory);
+        bool created = !System.IO.Directory.Exists(directory);
+        if (created) System.IO.Directory.CreateDirectory(directory, PrivateDir);
+        else if (System.IO.Directory.EnumerateFileSystemEntries(directory).Any())
+            throw new SealpointException(ErrorKind.Usage, $"{directory} is not empty; a sealed checkpoint needs an empty directory",
+                "choose a new output directory or empty this one");
         return new ReservedDirectory(directory, created);
     }
 
     /// <summary><see cref="CreateBeforeRecipients(string, SealOptions)"/> in a directory <see cref="ReserveDirectory"/> checked.</summary>
     public static SealedCheckpointWriter CreateBeforeRecipients(ReservedDirectory reserved, SealOptions options) =>
-        new(reserved.Path, options, reserved.Created, recipientsLater: true);
+        Start(reserved, options, recipientsLater: true);
 
-    /// <summary><see cref="Create"/> in a directory <see cref="ReserveDirectory"/> checked; a refused recipient leaves no directory behind.</summary>
-    public static SealedCheckpointWriter Create(ReservedDirectory reserved, SealOptions options)
+    /// <summary><see cref="Create"/> in a directory <see cref="ReserveDirectory"/> checked.</summary>
+    public static SealedCheckpointWriter Create(ReservedDirectory reserved, SealOptions options) => Start(reserved, options, recipientsLater: false);
+
+    /// <summary>A writer in a reserved directory; one that cannot start (a refused recipient) leaves no directory behind.</summary>
+    private static SealedCheckpointWriter Start(ReservedDirectory reserved, SealOptions options, bool recipientsLater)
     {
-        try { return new(reserved.Path, options, reserved.Created); }
+        try { return new(reserved.Path, options, reserved.Created, recipientsLater: recipientsLater); }
         catch
         {
             reserved.Release();

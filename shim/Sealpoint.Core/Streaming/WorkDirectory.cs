@@ -1,4 +1,3 @@
-
 namespace Sealpoint.Core.Streaming;
 
 /// <summary>
