@@ -64,17 +64,29 @@ public sealed class CriuProcess : IDisposable
     /// SIGKILLs CRIU and every process it forked (on restore, those become the restored tasks). Called before
     /// any pipe of a failed restore is closed, so CRIU never sees a short image as a complete one.
     /// </summary>
+    /// <remarks>
+    /// CRIU is stopped, not killed, before its children are looked for: a killed CRIU hands them to init at once,
+    /// out of reach of the search, and its kernel probes stop themselves with SIGSTOP and wait for CRIU to continue
+    /// them, so such an orphan would stay stopped for ever, holding our stdout and stderr. Children are stopped as they
+    /// are found (a stopped task forks no more) and killed before CRIU, which, stopped, cannot reap them: their pids
+    /// cannot be reused before the signal reaches them.
+    /// </remarks>
     public void KillTree()
     {
         if (_process.HasExited) return;
-        Posix.Kill(_process.Id, 9);
-        // Children may still fork while we look; a few passes catch late ones.
-        for (int pass = 0; pass < 5; pass++)
+        const int sigKill = 9, sigStop = 19;
+        Posix.Kill(_process.Id, sigStop);
+        var stopped = new List<int>();
+        // A child forked just before CRIU stopped can fork once more before its own stop: repeat until nothing is new.
+        for (int pass = 0; pass < 10; pass++)
         {
-            var found = Descendants(_process.Id);
-            if (found.Count == 0) break;
-            foreach (int pid in found) Posix.Kill(pid, 9);
+            int before = stopped.Count;
+            foreach (int pid in Descendants(_process.Id))
+                if (!stopped.Contains(pid)) { Posix.Kill(pid, sigStop); stopped.Add(pid); }
+            if (stopped.Count == before) break;
         }
+        foreach (int pid in stopped) Posix.Kill(pid, sigKill);
+        Posix.Kill(_process.Id, sigKill);
     }
 
     /// <summary>True when <paramref name="pid"/> exists and is not a zombie (a killed task waiting to be reaped is gone).</summary>
