@@ -186,7 +186,7 @@ public class SessionTests(StreamTestPki keys) : IClassFixture<StreamTestPki>
         using var dir = TempDir.Create("stream-tamper-pages");
         byte[] pages = RandomNumberGenerator.GetBytes(4 * 1024 * 1024);
         string sealedDir = SealFiles(dir, ("pages-1.img", pages));
-        // Page 700 (pages sit at their plaintext offsets), in the 11th batch of 64.
+        // Page 700 (pages sit at their plaintext offsets), in the third batch of 256.
         var (received, handledBeforeEnd, failure) = ServeTampered(dir, sealedDir, "pages-1.img", 700L * 4096 + 10);
         Assert.True(handledBeforeEnd, "the pipe ended before the failure was handled");
         Assert.Contains("failed authentication at page 700", Assert.IsType<IntegrityException>(failure).Message);
@@ -256,6 +256,46 @@ public class SessionTests(StreamTestPki keys) : IClassFixture<StreamTestPki>
     }
 
     [Fact]
+    public void Page_images_served_at_once_past_the_parallel_limit_go_one_thread_each_and_arrive_intact()
+    {
+        // CRIU restoring a tree reads every task's pages at once: only the first images get all cores (and their
+        // batches), the rest one thread each, so memory does not grow with the number of large processes.
+        using var dir = TempDir.Create("stream-parallel-limit");
+        int count = ServeSession.ParallelPageImagesAtOnce + 2;
+        var images = Enumerable.Range(1, count).Select(i => ($"pages-{i}.img", RandomNumberGenerator.GetBytes(2 * 1024 * 1024 + i * 4096))).ToArray();
+        string sealedDir = SealFiles(dir, images);
+        using var identity = keys.Identity("node-a");
+        using var checkpoint = SealedCheckpoint.Open(sealedDir, identity);
+        using var session = new ServeSession(checkpoint, dir.File("serve.sock"));
+        session.Start();
+        using var criu = new StreamerConnection(UnixListener.Connect(dir.File("serve.sock")));
+        // Every image is asked for before any is read: each is larger than its pipe, so all are being served together.
+        var pipes = new List<OwnedFd>();
+        foreach (var (name, _) in images)
+        {
+            criu.SendRequest(name);
+            Assert.True(criu.ReadReply());
+            var (read, write) = OwnedFd.CreatePipe();
+            criu.Socket.SendFd(write.Fd);
+            write.Dispose();
+            pipes.Add(read);
+        }
+        var buffer = new byte[65536];
+        for (int i = 0; i < count; i++)
+        {
+            var received = new MemoryStream();
+            using (var read = pipes[i])
+            {
+                int n;
+                while ((n = read.ReadSome(buffer, null, 10_000, images[i].Item1)) > 0) received.Write(buffer, 0, n);
+            }
+            Assert.True(images[i].Item2.AsSpan().SequenceEqual(received.ToArray()), $"{images[i].Item1} arrived changed");
+        }
+        Assert.Null(session.Failure);
+        Assert.Equal(ServeSession.ParallelPageImagesAtOnce, session.MaxParallelPageImages);
+    }
+
+    [Fact]
     public void A_tampered_page_fails_the_session_even_while_the_reader_reads_nothing()
     {
         // Batches before the bad page may already sit in the pipe by reference when it is found (or the failure comes
@@ -263,13 +303,13 @@ public class SessionTests(StreamTestPki keys) : IClassFixture<StreamTestPki>
         // that takes nothing must not hold the failure back.
         using var dir = TempDir.Create("stream-splice-idle");
         string sealedDir = SealFiles(dir, ("pages-1.img", RandomNumberGenerator.GetBytes(8 * 1024 * 1024)));
-        // Page 150: the third batch of 64, behind 512 KiB that fit the pipe.
-        var failure = ServeTampered(dir, sealedDir, "pages-1.img", 150L * 4096 + 7, null, (_, session) =>
+        // Page 600: the third batch of 256, behind one that fills the pipe and one that waits for room in it.
+        var failure = ServeTampered(dir, sealedDir, "pages-1.img", 600L * 4096 + 7, null, (_, session) =>
         {
             var deadline = DateTime.UtcNow.AddSeconds(20);
             while (session.Failure is null && DateTime.UtcNow < deadline) Thread.Sleep(10);
         });
-        Assert.Contains("failed authentication at page 150", Assert.IsType<IntegrityException>(failure).Message);
+        Assert.Contains("failed authentication at page 600", Assert.IsType<IntegrityException>(failure).Message);
     }
 
     /// <param name="piece">Bytes per read.</param>

@@ -132,6 +132,9 @@ public sealed class SealedCheckpoint : IDisposable
         }
     }
 
+    /// <summary>Whether <see cref="OpenFile(string, int)"/> opens this file with several threads: page files of 1 MiB or more.</summary>
+    internal static bool OpensInParallel(FileEntry entry) => entry is { Kind: FileEntryKinds.Pages, Size: >= 1 << 20 };
+
     /// <summary>
     /// Like <see cref="OpenFile(string)"/>, but a page file of 1 MiB or more is verified and decrypted by
     /// <paramref name="threads"/> threads reading ahead (bounded): for streamed restores, where it goes through one pipe.
@@ -139,7 +142,7 @@ public sealed class SealedCheckpoint : IDisposable
     internal Stream OpenFile(string name, int threads)
     {
         var entry = Envelope.Files.FirstOrDefault(f => f.Name == name);
-        if (threads <= 1 || entry is not { Kind: FileEntryKinds.Pages } || entry.Size < 1 << 20) return OpenFile(name);
+        if (threads <= 1 || entry is null || !OpensInParallel(entry)) return OpenFile(name);
         var handle = File.OpenHandle(Path.Combine(Directory, name), FileMode.Open, FileAccess.Read, FileShare.Read);
         try
         {

@@ -19,12 +19,24 @@ public sealed class ServeSession(SealedCheckpoint checkpoint, UnixListener liste
         .Where(f => f.Kind != FileEntryKinds.Symlink).ToDictionary(f => f.Name, StringComparer.Ordinal);
     private int _missing;
     private int _stoppedEarly;
+    private int _parallelPageImages;
+    private int _maxParallelPageImages;
+
+    /// <summary>
+    /// Large page images verified and decrypted by all cores at once. Each holds (cores + 2) MiB of batches, and CRIU
+    /// restoring a tree reads every task's pages at the same time: past this many, an image is served by one thread
+    /// with one buffer, so memory does not grow with the number of large processes (the cores are busy by then anyway).
+    /// </summary>
+    public const int ParallelPageImagesAtOnce = 2;
 
     /// <summary>Requests answered "does not exist".</summary>
     public int ImagesMissing => _missing;
 
     /// <summary>Images CRIU closed before reading all of them (it may legitimately read only a prefix).</summary>
     public int ImagesStoppedEarly => _stoppedEarly;
+
+    /// <summary>The most page images served by all cores at the same time (at most <see cref="ParallelPageImagesAtOnce"/>).</summary>
+    public int MaxParallelPageImages => Volatile.Read(ref _maxParallelPageImages);
 
     protected override void HandleRequest(StreamerConnection connection, string filename)
     {
@@ -65,7 +77,33 @@ public sealed class ServeSession(SealedCheckpoint checkpoint, UnixListener liste
 
     private void Serve(FileEntry entry, OwnedFd pipe)
     {
-        using var input = checkpoint.OpenFile(entry.Name, Environment.ProcessorCount);
+        bool parallel = SealedCheckpoint.OpensInParallel(entry) && TakeParallelTurn();
+        try
+        {
+            Serve(entry, pipe, parallel ? Environment.ProcessorCount : 1);
+        }
+        finally
+        {
+            if (parallel) Interlocked.Decrement(ref _parallelPageImages);
+        }
+    }
+
+    private bool TakeParallelTurn()
+    {
+        int now = Interlocked.Increment(ref _parallelPageImages);
+        if (now > ParallelPageImagesAtOnce)
+        {
+            Interlocked.Decrement(ref _parallelPageImages);
+            return false;
+        }
+        int max;
+        while (now > (max = Volatile.Read(ref _maxParallelPageImages)) && Interlocked.CompareExchange(ref _maxParallelPageImages, now, max) != max) { }
+        return true;
+    }
+
+    private void Serve(FileEntry entry, OwnedFd pipe, int threads)
+    {
+        using var input = checkpoint.OpenFile(entry.Name, threads);
         if (input is ParallelPageOpener pages)
         {
             string what = $"image '{entry.Name}'";
