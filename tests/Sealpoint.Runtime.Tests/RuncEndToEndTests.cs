@@ -395,7 +395,7 @@ public sealed class RuncEndToEndTests : IDisposable
     /// as the container runs, forwards SIGTERM to runc (which hands it to the container) and exits with runc's status.
     /// </summary>
     [Fact]
-    public void ForegroundRestoreWipesStagingForwardsSignalsAndExitStatus()
+    public async Task ForegroundRestoreWipesStagingForwardsSignalsAndExitStatus()
     {
         string secret = Secrets.New();
         using var bundle = Start(secret);
@@ -424,7 +424,7 @@ public sealed class RuncEndToEndTests : IDisposable
             // SIGTERM to sealpoint-runc reaches the container through runc: secretholder then exits 0, and so does restore.
             ProcessRunner.Run("kill", ["-TERM", restore.Id.ToString()]);
             Assert.True(restore.WaitForExit(60000), "restore did not end after SIGTERM");
-            Assert.True(restore.ExitCode == 0, $"exit {restore.ExitCode}; stderr: {stderr.Result}");
+            Assert.True(restore.ExitCode == 0, $"exit {restore.ExitCode}; stderr: {await stderr}");
         }
         finally
         {
@@ -434,7 +434,7 @@ public sealed class RuncEndToEndTests : IDisposable
 
     /// <summary>A container that exits with a status of its own: runc's exit status (the container's) comes back unchanged.</summary>
     [Fact]
-    public void ForegroundRestoreReturnsTheContainersExitStatus()
+    public async Task ForegroundRestoreReturnsTheContainersExitStatus()
     {
         using var bundle = RuncBundle.Create(["/bin/sh", "-c", "i=0; while [ ! -e /stop ]; do i=$((i+1)); echo $i > /counter.txt; sleep 0.1; done; exit 42"]);
         bundle.Run();
@@ -446,8 +446,9 @@ public sealed class RuncEndToEndTests : IDisposable
         restore.Start();
         bundle.WaitForStatus("running", TimeSpan.FromSeconds(60));
         File.WriteAllText(bundle.HostPath("/stop"), "");
-        Assert.True(restore.Wait(TimeSpan.FromSeconds(60)), "restore did not end when the container exited");
-        Assert.True(restore.Result.ExitCode == 42, restore.Result.Describe());
+        Assert.True(await Task.WhenAny(restore, Task.Delay(TimeSpan.FromSeconds(60))) == restore, "restore did not end when the container exited");
+        var result = await restore;
+        Assert.True(result.ExitCode == 42, result.Describe());
         _node.AssertStagingEmpty();
     }
 

@@ -108,7 +108,7 @@ public class SealingPolicyTests
         pki.IssueExpired("old");
         var node = Node with { PkiRoot = pki.Root };
         Assert.Equal(2, SealingPolicy.LoadRecipients(SealingPolicy.Decide(A(("io.sealpoint.recipients", "node1,node2")), node), node).Count);
-        Assert.Equal(1, SealingPolicy.LoadRecipients(SealingPolicy.Decide(A(("io.sealpoint.recipients", $"node1,{pki.Pki.CertPath("node1")}")), node), node).Count);
+        Assert.Single(SealingPolicy.LoadRecipients(SealingPolicy.Decide(A(("io.sealpoint.recipients", $"node1,{pki.Pki.CertPath("node1")}")), node), node));
 
         var unknown = Assert.ThrowsAny<SealpointException>(() => SealingPolicy.LoadRecipients(SealingPolicy.Decide(A(("io.sealpoint.recipients", "nobody")), node), node));
         Assert.Equal(ErrorKind.NotFound, unknown.Kind);
