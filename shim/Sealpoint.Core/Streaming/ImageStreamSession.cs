@@ -77,6 +77,9 @@ public abstract class ImageStreamSession : IDisposable
         _control.Start();
     }
 
+    /// <summary>How long the control thread waits for CRIU's next message without sleeping (see <see cref="OwnedFd.SpinMicroseconds"/>).</summary>
+    protected virtual int ControlSpinMicroseconds => 0;
+
     /// <summary>Starts a session's own threads before CRIU can connect.</summary>
     protected virtual void OnStart() { }
 
@@ -93,6 +96,7 @@ public abstract class ImageStreamSession : IDisposable
         {
             socket = _listener.Accept(Cancellation, -1);
             if (socket is null) return;
+            socket.SpinMicroseconds = ControlSpinMicroseconds;
             var connection = new StreamerConnection(socket);
             lock (_gate) _connection = socket;
             while (true)

@@ -38,6 +38,13 @@ public sealed class ServeSession(SealedCheckpoint checkpoint, UnixListener liste
     /// <summary>The most page images served by all cores at the same time (at most <see cref="ParallelPageImagesAtOnce"/>).</summary>
     public int MaxParallelPageImages => Volatile.Read(ref _maxParallelPageImages);
 
+    /// <summary>
+    /// A restore opens an image in four turns (request, reply, pipe, data), and CRIU forks a tree's tasks one after the
+    /// other, each opening its images: a tree of 100 processes asks for ~700. Looking for CRIU's next message for 50 µs
+    /// before sleeping saves two wake-ups of a sleeping core per image (tree of 100: 346 ms against 366 ms, medians of 7).
+    /// </summary>
+    protected override int ControlSpinMicroseconds => 50;
+
     protected override void HandleRequest(StreamerConnection connection, string filename)
     {
         bool exists = _files.TryGetValue(filename, out var entry);
