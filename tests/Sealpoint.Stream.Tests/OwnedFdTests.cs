@@ -9,13 +9,14 @@ public class OwnedFdTests
     [Theory]
     [InlineData(0)]
     [InlineData(5_000)]
-    public void A_wait_sees_data_that_comes_while_it_spins_and_after(int spinMicroseconds)
+    public async Task A_wait_sees_data_that_comes_while_it_spins_and_after(int spinMicroseconds)
     {
         var (read, write) = OwnedFd.CreatePipe();
         using (read)
         using (write)
         {
             read.SpinMicroseconds = spinMicroseconds;
+            var one = new byte[1];
             foreach (int delayMs in new[] { 1, 30 })
             {
                 var writer = Task.Run(async () =>
@@ -24,15 +25,14 @@ public class OwnedFdTests
                     write.WriteAll("x"u8, null, 5000, "test");
                 });
                 Assert.True(read.Wait(Posix.POLLIN, null, 10_000), $"data written after {delayMs} ms was not seen");
-                writer.Wait();
-                Span<byte> one = stackalloc byte[1];
+                await writer;
                 Assert.Equal(1, read.ReadSome(one, null, 1000, "test"));
             }
         }
     }
 
     [Fact]
-    public void A_spinning_wait_still_times_out_and_still_sees_cancellation()
+    public async Task A_spinning_wait_still_times_out_and_still_sees_cancellation()
     {
         var (read, write) = OwnedFd.CreatePipe();
         using (read)
@@ -50,7 +50,7 @@ public class OwnedFdTests
                 cancel.Cancel();
             });
             Assert.Throws<StreamCancelledException>(() => read.Wait(Posix.POLLIN, cancel, 10_000));
-            canceller.Wait();
+            await canceller;
         }
     }
 }
