@@ -172,9 +172,10 @@ internal sealed unsafe class ParallelPageOpener : ReadOnlyStream
         while (inPipe.TryDequeue(out var rest)) Release(rest.Slot);
     }
 
-    /// <summary>Wipes a batch whose plaintext was handed on and gives it back to the workers.</summary>
-    // Not wiped here: the next batch overwrites it, and Dispose wipes every slot ever used (a 1 GiB restore would
-    // otherwise write its whole plaintext size once more).
+    /// <summary>
+    /// Gives a batch whose plaintext was handed on back to the workers. It is not wiped here: the next batch overwrites
+    /// it, and Dispose wipes every slot ever used (wiping each would write a 1 GiB restore's plaintext once more).
+    /// </summary>
     private void Release(Slot slot)
     {
         lock (_gate)
