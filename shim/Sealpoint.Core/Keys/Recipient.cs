@@ -54,7 +54,7 @@ public sealed class Recipient
     public static Recipient Load(string certificatePath) => FromPem(ReadPem(certificatePath), certificatePath);
 
     /// <summary>A certificate file's text, not yet parsed: a missing or unreadable file fails here, without OpenSSL.</summary>
-    public static string ReadPem(string certificatePath)
+    private static string ReadPem(string certificatePath)
     {
         try
         {
@@ -81,7 +81,7 @@ public sealed class Recipient
             "give the path of a PEM certificate, or a name issued with 'sealpoint keys issue'");
 
     /// <summary>The recipient a PEM certificate read by <see cref="ReadPem"/> names.</summary>
-    public static Recipient FromPem(string pem, string certificatePath)
+    private static Recipient FromPem(string pem, string certificatePath)
     {
         X509Certificate2 cert;
         try

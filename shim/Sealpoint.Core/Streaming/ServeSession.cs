@@ -19,8 +19,8 @@ public sealed class ServeSession(SealedCheckpoint checkpoint, UnixListener liste
         .Where(f => f.Kind != FileEntryKinds.Symlink).ToDictionary(f => f.Name, StringComparer.Ordinal);
     private int _missing;
     private int _stoppedEarly;
-    private int _parallelPageImages;
-    private int _maxParallelPageImages;
+    private readonly object _parallelGate = new();
+    private int _parallelPageImages, _maxParallelPageImages;
 
     /// <summary>
     /// Large page images verified and decrypted by all cores at once. Each holds (cores + 2) MiB of batches, and CRIU
@@ -36,7 +36,7 @@ public sealed class ServeSession(SealedCheckpoint checkpoint, UnixListener liste
     public int ImagesStoppedEarly => _stoppedEarly;
 
     /// <summary>The most page images served by all cores at the same time (at most <see cref="ParallelPageImagesAtOnce"/>).</summary>
-    public int MaxParallelPageImages => Volatile.Read(ref _maxParallelPageImages);
+    public int MaxParallelPageImages { get { lock (_parallelGate) return _maxParallelPageImages; } }
 
     /// <summary>
     /// A restore opens an image in four turns (request, reply, pipe, data), and CRIU forks a tree's tasks one after the
@@ -91,21 +91,19 @@ public sealed class ServeSession(SealedCheckpoint checkpoint, UnixListener liste
         }
         finally
         {
-            if (parallel) Interlocked.Decrement(ref _parallelPageImages);
+            if (parallel) lock (_parallelGate) _parallelPageImages--;
         }
     }
 
     private bool TakeParallelTurn()
     {
-        int now = Interlocked.Increment(ref _parallelPageImages);
-        if (now > ParallelPageImagesAtOnce)
+        lock (_parallelGate)
         {
-            Interlocked.Decrement(ref _parallelPageImages);
-            return false;
+            if (_parallelPageImages == ParallelPageImagesAtOnce) return false;
+            _parallelPageImages++;
+            _maxParallelPageImages = Math.Max(_maxParallelPageImages, _parallelPageImages);
+            return true;
         }
-        int max;
-        while (now > (max = Volatile.Read(ref _maxParallelPageImages)) && Interlocked.CompareExchange(ref _maxParallelPageImages, now, max) != max) { }
-        return true;
     }
 
     private void Serve(FileEntry entry, OwnedFd pipe, int threads)

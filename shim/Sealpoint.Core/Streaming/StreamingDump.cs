@@ -166,15 +166,14 @@ public static class StreamingDump
             // Only an unexpected exception leaves CRIU running here. It is told to fail first (no session or a failed
             // one resets its socket and pipes; the hook sees the failed verdict), so it resumes the tasks itself; it is
             // killed only if it does not end.
+            listener?.Dispose();
             if (criu is { HasExited: false })
             {
-                listener?.Dispose();
                 session?.Fail(new SealpointException(ErrorKind.Internal, "the streamed dump was abandoned", "see the error above"));
                 try { gate?.Failed(); } catch (SealpointException) { }
                 if (!criu.WaitForExit((int)options.FinishTimeout.TotalMilliseconds)) criu.KillTree();
                 criu.WaitForExit();
             }
-            listener?.Dispose();
             session?.Dispose();
             criu?.Dispose();
             // Without the sealed verdict the writer was never completed: disposing removes every sealed file.
