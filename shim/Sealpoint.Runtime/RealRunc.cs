@@ -44,15 +44,13 @@ public sealed partial class RealRunc(NodeConfig config)
     /// <summary>
     /// Runs runc as a child sharing our stdio and inherited descriptors (console socket, --preserve-fds, --status-fd);
     /// SIGTERM, SIGINT, SIGHUP and SIGQUIT sent to us are forwarded to it. Returns runc's exit status (128+N when killed by signal N).
-    /// <paramref name="environment"/> adds to runc's environment (runc passes its environment on to CRIU).
     /// </summary>
-    public int Run(IReadOnlyList<string> arguments, Action<Process>? whileRunning = null, IReadOnlyDictionary<string, string>? environment = null)
+    public int Run(IReadOnlyList<string> arguments, Action<Process>? whileRunning = null)
     {
         RequireExecutable();
         var start = new ProcessStartInfo(Path) { UseShellExecute = false };
         foreach (string a in arguments) start.ArgumentList.Add(a);
         AddCriu(start);
-        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         using var process = Process.Start(start)
             ?? throw new SealpointException(ErrorKind.External, $"cannot start {Path}", "check that it is runc and executable");
         var registrations = new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGHUP, PosixSignal.SIGQUIT }

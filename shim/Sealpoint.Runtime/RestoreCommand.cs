@@ -35,49 +35,39 @@ public static class RestoreCommand
             return runc.Exec(args.Tokens);
         }
 
-        // Everything but the memory pages is opened and verified before runc runs, and the pages before CRIU reads any
-        // (PreRestoreGate): a wrong key or a damaged checkpoint restores nothing.
+        // Everything is opened and verified before runc runs: a wrong key or a damaged checkpoint restores nothing.
         // The envelope code's one-time set-up runs on the spare core while the key loads.
         EnvelopeFile.StartWarmUp();
         using var identity = LoadIdentity(config, "open sealed checkpoints");
         var staging = new Staging(config.Staging, config.StagingHugePages);
         var staged = new StagedImages(staging.Create(id, "restore"));
         string marker = Path.Combine(staging.ContainerDir(id), Staging.RestoringMarker);
-        PendingPages? pages = null;
         try
         {
             File.WriteAllText(marker, "");
             // Rollback and fork protection (docs/registry.md): judged on the authenticated envelope, before decrypting.
             var lineage = new LineageGuard(NodeState.FromEnvironment());
             timer.Mark("identity and staging");
-            Action<Envelope> check = envelope => lineage.Check(envelope, force: false);
-            Envelope restored;
-            if (PreRestoreGate.Applies(args))
-                (restored, pages) = staged.OpenPagesLater(imagePath, identity, config.AllowPlaintextRestore, check);
-            else
-                restored = staged.OpenChain(imagePath, identity, config.AllowPlaintextRestore, check);
-            timer.Mark(pages is null ? "verify and decrypt" : "verify and decrypt all but the pages");
+            var restored = staged.OpenChain(imagePath, identity, config.AllowPlaintextRestore, envelope => lineage.Check(envelope, force: false));
+            timer.Mark("verify and decrypt");
             // Recorded before runc runs: a failed restore then still refuses older generations, never fewer.
             lineage.Record(restored);
             // The restored container's next checkpoint continues this lineage.
             new ContainerLineages(NodeState.FromEnvironment()).Record(id, restored);
-            var arguments = args.WithCommandValue("image-path", staged.Mirror(imagePath));
+            string plain = staged.Mirror(imagePath);
+            var arguments = args.WithCommandValue("image-path", plain);
             timer.Mark("lineage");
-            int RunRunc(IReadOnlyDictionary<string, string>? environment)
+            if (args.IsSet("detach", "d") || args.IsSet("lazy-pages"))
             {
-                if (args.IsSet("detach", "d") || args.IsSet("lazy-pages"))
-                    return runc.Run(arguments, environment: environment);
-                // Without --detach runc stays until the container exits; wipe staging as soon as it runs.
-                return runc.Run(arguments, process => WipeWhenRunning(runc, args, id, process, () => staged.ForeignMount() is null && Cleanup(marker, staged)), environment);
+                int exit = runc.Run(arguments);
+                timer.Mark("runc restore");
+                return exit;
             }
-            if (pages is not null) return PreRestoreGate.Run(pages, staged.Directory, timer, RunRunc);
-            int exit = RunRunc(null);
-            timer.Mark("runc restore");
-            return exit;
+            // Without --detach runc stays until the container exits; wipe staging as soon as it runs.
+            return runc.Run(arguments, process => WipeWhenRunning(runc, args, id, process, () => staged.ForeignMount() is null && Cleanup(marker, staged)));
         }
         finally
         {
-            pages?.Dispose();
             Cleanup(marker, staged);
             timer.Mark("wipe staging");
         }

@@ -34,18 +34,7 @@ public sealed class StagedImages(string directory)
     /// chain (CRIU's "parent" links). Each parent must be the checkpoint the child's envelope names. Nothing is
     /// left in staging when anything fails (the caller wipes the folder).
     /// </summary>
-    public Envelope OpenChain(string sealedDir, Identity identity, bool allowPlaintextParent, Action<Envelope>? beforeDecrypting = null) =>
-        Open(sealedDir, identity, allowPlaintextParent, beforeDecrypting, deferPages: false).Envelope;
-
-    /// <summary>
-    /// Like <see cref="OpenChain"/>, but a checkpoint without a parent has only its metadata decrypted: its page images
-    /// are left to the returned <see cref="PendingPages"/>, to decrypt while CRIU starts (it reads them only after its
-    /// pre-restore step). A chain is opened completely, as by <see cref="OpenChain"/> (Pages is null then).
-    /// </summary>
-    public OpenedCheckpoint OpenPagesLater(string sealedDir, Identity identity, bool allowPlaintextParent, Action<Envelope>? beforeDecrypting = null) =>
-        Open(sealedDir, identity, allowPlaintextParent, beforeDecrypting, deferPages: true);
-
-    private OpenedCheckpoint Open(string sealedDir, Identity identity, bool allowPlaintextParent, Action<Envelope>? beforeDecrypting, bool deferPages)
+    public Envelope OpenChain(string sealedDir, Identity identity, bool allowPlaintextParent, Action<Envelope>? beforeDecrypting = null)
     {
         sealedDir = Path.GetFullPath(sealedDir).TrimEnd('/');
         Envelope? top = null;
@@ -59,8 +48,7 @@ public sealed class StagedImages(string directory)
                 throw new IntegrityException($"the parent chain of the checkpoint loops back to {sealedDir}");
             CreateParents(plain);
             Envelope envelope;
-            var checkpoint = SealedCheckpoint.Open(sealedDir, identity);
-            try
+            using (var checkpoint = SealedCheckpoint.Open(sealedDir, identity))
             {
                 envelope = checkpoint.Envelope;
                 if (expectedId is not null && envelope.CheckpointId != expectedId)
@@ -68,22 +56,11 @@ public sealed class StagedImages(string directory)
                         $"the parent checkpoint in {sealedDir} is {envelope.CheckpointId}, but its child was sealed on top of {expectedId} (parent replaced)",
                         "restore with the parent checkpoint the child was taken from");
                 if (depth == 0) beforeDecrypting?.Invoke(envelope);
-                if (depth == 0 && deferPages && !envelope.Files.Any(IsParentLink))
-                {
-                    checkpoint.DecryptMetadataTo(plain);
-                    return new OpenedCheckpoint(envelope, new PendingPages(checkpoint, plain));
-                }
                 checkpoint.DecryptTo(plain);
             }
-            catch
-            {
-                checkpoint.Dispose();
-                throw;
-            }
-            checkpoint.Dispose();
             top ??= envelope;
-            var link = envelope.Files.FirstOrDefault(IsParentLink);
-            if (link is null) return new OpenedCheckpoint(top, null);
+            var link = envelope.Files.FirstOrDefault(f => f.Kind == FileEntryKinds.Symlink && f.Name == "parent");
+            if (link is null) return top;
             if (Path.IsPathRooted(link.Target!))
                 throw new SealpointException(ErrorKind.Usage, $"the parent link of {sealedDir} is absolute ({link.Target})",
                     "checkpoints taken with runc have relative parent links (--parent-path must be relative); re-take the checkpoint");
@@ -95,11 +72,9 @@ public sealed class StagedImages(string directory)
                 continue;
             }
             LinkPlaintextParent(parentReal, allowPlaintextParent, $"the parent of {sealedDir}");
-            return new OpenedCheckpoint(top, null);
+            return top;
         }
     }
-
-    private static bool IsParentLink(FileEntry f) => f.Kind == FileEntryKinds.Symlink && f.Name == "parent";
 
     /// <summary>A parent that was never sealed is used where it is (it is already plaintext on disk): a symlink in staging.</summary>
     public void LinkPlaintextParent(string parentReal, bool allowed, string what)
@@ -159,16 +134,4 @@ public sealed class StagedImages(string directory)
             if (mountPoint == prefix || mountPoint.StartsWith(prefix + "/", StringComparison.Ordinal)) yield return mountPoint;
         }
     }
-}
-
-/// <summary>A checkpoint opened into staging; <see cref="Pages"/> is set when its page images are still to decrypt.</summary>
-public sealed record OpenedCheckpoint(Envelope Envelope, PendingPages? Pages);
-
-/// <summary>The page images of an opened checkpoint, to decrypt into its staging mirror (<see cref="SealedCheckpoint.DecryptPagesInto"/>).</summary>
-public sealed class PendingPages(SealedCheckpoint checkpoint, string mirror) : IDisposable
-{
-    public void Decrypt(CancellationToken cancel) => checkpoint.DecryptPagesInto(mirror, cancel);
-
-    /// <summary>Forgets the data key.</summary>
-    public void Dispose() => checkpoint.Dispose();
 }

@@ -77,31 +77,6 @@ public sealed class RuncEndToEndTests : IDisposable
         _node.AssertStagingEmpty();
     }
 
-    /// <summary>
-    /// runc starts once the metadata is in staging, and CRIU waits at pre-restore for the pages (PreRestoreGate): the
-    /// trace shows CRIU ran the gate. The damaged-page case is in TamperedOrIncompleteCheckpointFailsBeforeRestoring.
-    /// </summary>
-    [Fact]
-    public void RestoreStartsRuncBeforeThePagesAndCriuPassesThePreRestoreGate()
-    {
-        using var bundle = Start(Secrets.New());
-        string image = Path.Combine(_temp.Path, "checkpoint");
-        Assert.True(Call(_node.Runtime, bundle, "checkpoint", "--image-path", image, bundle.Id).Succeeded);
-        long counter = bundle.TryReadCounter(Counter) ?? 0;
-        File.WriteAllText(bundle.HostPath(Counter), $"{0,20}\n");
-        var restore = bundle.RuntimeDetached(_node.Runtime, ["restore", "--detach", "--bundle", bundle.Dir, "--image-path", image, bundle.Id],
-            environment: new Dictionary<string, string?> { ["SEALPOINT_TRACE"] = "1" });
-        Assert.True(restore.Succeeded, restore.Describe());
-        // The runtime's stderr reaches the file through `cat`, which may still be writing it.
-        Poll.Until(() => File.ReadAllText(bundle.OutputFile).Contains("timing: runc restore"), TimeSpan.FromSeconds(10), () => File.ReadAllText(bundle.OutputFile));
-        string trace = File.ReadAllText(bundle.OutputFile);
-        Assert.Contains("timing: verify and decrypt all but the pages", trace);
-        Assert.Contains("CRIU reached the pre-restore gate: yes", trace);
-        bundle.WaitForStatus("running");
-        Assert.True(bundle.WaitForCounter(Counter, 1) >= counter, "the counter restarted");
-        _node.AssertStagingEmpty();
-    }
-
     /// <summary>The control that makes the other scans meaningful: an unsealed dump of the same workload holds the secret.</summary>
     [Fact]
     public void OptedOutContainerIsDumpedByRuncUnchangedAndHoldsTheSecret()

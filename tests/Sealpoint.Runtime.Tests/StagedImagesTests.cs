@@ -61,69 +61,6 @@ public sealed class StagedImagesTests : IDisposable
     }
 
     [Fact]
-    public void ACheckpointWithoutParentOpensItsPagesLater_UnderTheirNamesOnlyOnceVerified()
-    {
-        Seal("checkpoint", null, null);
-        var staged = new StagedImages(_shm.Dir("op"));
-        using var identity = Identity.Load(_pki.Pki.KeyPath("node1"));
-        string top = Path.Combine(_disk.Path, "b", "checkpoint");
-        var opened = staged.OpenPagesLater(top, identity, allowPlaintextParent: false);
-        string plain = staged.Mirror(top);
-        Assert.NotNull(opened.Pages);
-        Assert.Equal("inventory of checkpoint", File.ReadAllText(Path.Combine(plain, "inventory.img")));
-        Assert.Equal(["inventory.img"], Directory.GetFileSystemEntries(plain).Select(Path.GetFileName));
-
-        using (opened.Pages) opened.Pages.Decrypt(CancellationToken.None);
-        Assert.Equal(new string('p', 8192) + "checkpoint", File.ReadAllText(Path.Combine(plain, "pages-1.img")));
-        Assert.Equal(["inventory.img", "pages-1.img"], Directory.GetFileSystemEntries(plain).Select(Path.GetFileName).Order());
-    }
-
-    [Fact]
-    public void AChainIsOpenedWholeEvenWhenPagesCouldComeLater()
-    {
-        var parent = Seal("pre", null, null);
-        Seal("checkpoint", "../pre", P(parent));
-        var staged = new StagedImages(_shm.Dir("op"));
-        using var identity = Identity.Load(_pki.Pki.KeyPath("node1"));
-        string top = Path.Combine(_disk.Path, "b", "checkpoint");
-        var opened = staged.OpenPagesLater(top, identity, allowPlaintextParent: false);
-        Assert.Null(opened.Pages);
-        Assert.Equal(new string('p', 8192) + "checkpoint", File.ReadAllText(Path.Combine(staged.Mirror(top), "pages-1.img")));
-        Assert.Equal(new string('p', 8192) + "pre", File.ReadAllText(Path.Combine(staged.Mirror(top), "parent", "pages-1.img")));
-    }
-
-    [Fact]
-    public void ADamagedOrCancelledPageImageLeavesNoPageImageBehind()
-    {
-        Seal("checkpoint", null, null);
-        string top = Path.Combine(_disk.Path, "b", "checkpoint");
-        using var identity = Identity.Load(_pki.Pki.KeyPath("node1"));
-
-        var cancelled = new StagedImages(_shm.Dir("op-cancelled"));
-        using (var pages = cancelled.OpenPagesLater(top, identity, false).Pages!)
-            Assert.ThrowsAny<OperationCanceledException>(() => pages.Decrypt(new CancellationToken(canceled: true)));
-        Assert.Equal(["inventory.img"], Directory.GetFileSystemEntries(cancelled.Mirror(top)).Select(Path.GetFileName));
-
-        // One flipped byte in the second page's body: found by that page's tag.
-        using (var f = new FileStream(Path.Combine(top, "pages-1.img"), FileMode.Open, FileAccess.ReadWrite))
-        {
-            f.Position = 4096 + 100;
-            int b = f.ReadByte();
-            f.Position = 4096 + 100;
-            f.WriteByte((byte)(b ^ 0x01));
-        }
-        var staged = new StagedImages(_shm.Dir("op"));
-        var opened = staged.OpenPagesLater(top, identity, false); // the page bodies are not read yet
-        using (opened.Pages!)
-        {
-            var e = Assert.ThrowsAny<SealpointException>(() => opened.Pages!.Decrypt(CancellationToken.None));
-            Assert.Equal(ErrorKind.Integrity, e.Kind);
-            Assert.Contains("pages-1.img", e.Message);
-        }
-        Assert.Equal(["inventory.img"], Directory.GetFileSystemEntries(staged.Mirror(top)).Select(Path.GetFileName));
-    }
-
-    [Fact]
     public void ReplacedParentIsRefused()
     {
         var real = Seal("pre", null, null);

@@ -112,13 +112,13 @@ public sealed class RuncBundle : IDisposable
     /// file itself: CRIU cannot dump a container whose fd points to a host file outside its mount
     /// namespace, while runc passes pipes through checkpoint/restore (descriptors.json).
     /// </summary>
-    public ProcessResult RuntimeDetached(string runtime, IEnumerable<string> args, TimeSpan? timeout = null, IReadOnlyDictionary<string, string?>? environment = null)
+    public ProcessResult RuntimeDetached(string runtime, IEnumerable<string> args, TimeSpan? timeout = null)
     {
         // bash starts `cat` (stderr silenced, so it holds no pipe to us), then execs the runtime with
         // its output going into cat; cat ends when the container's last writer closes the pipe.
         const string script = "log=$1; shift; exec \"$@\" </dev/null > >(exec cat >>\"$log\" 2>/dev/null) 2>&1";
         return ProcessRunner.Run("/bin/bash", ["-c", script, "bash", OutputFile, runtime, "--root", StateRoot, .. args],
-            WithPath(new RunOptions { Timeout = timeout ?? TimeSpan.FromSeconds(60), Environment = environment }));
+            WithPath(new RunOptions { Timeout = timeout ?? TimeSpan.FromSeconds(60) }));
     }
 
     /// <summary><see cref="RuntimeDetached"/> with runc.</summary>

@@ -79,52 +79,14 @@ public sealed class SealedCheckpoint : IDisposable
     }
 
     /// <summary>Verifies every file completely without writing plaintext anywhere.</summary>
-    public void Verify() => ForEachFile(Envelope.Files, entry => ProcessFile(entry, destinationDirectory: null), CancellationToken.None);
+    public void Verify() => ForEachFile((entry, _) => ProcessFile(entry, destinationDirectory: null), null);
 
     /// <summary>
     /// Verifies and decrypts the whole checkpoint into <paramref name="outputDirectory"/> (missing or empty).
     /// Work happens in a sibling folder that becomes <paramref name="outputDirectory"/> only when every file verified;
     /// on any failure it is removed, so no plaintext of a bad checkpoint is left behind.
     /// </summary>
-    public void DecryptTo(string outputDirectory) => DecryptTo(outputDirectory, static _ => true);
-
-    /// <summary>
-    /// The first half of a restore that lets CRIU start before the memory pages are ready: <see cref="DecryptTo(string)"/>
-    /// for every file except the page images (which CRIU opens only after its pre-restore step). The second half is
-    /// <see cref="DecryptPagesInto"/>.
-    /// </summary>
-    public void DecryptMetadataTo(string outputDirectory) => DecryptTo(outputDirectory, static f => f.Kind != FileEntryKinds.Pages);
-
-    /// <summary>
-    /// The second half: the page images, verified and decrypted into <paramref name="outputDirectory"/> (from
-    /// <see cref="DecryptMetadataTo"/>). Each is written under a temporary name and renamed to its own once all of it
-    /// verified, so a reader looking for it (CRIU) finds nothing, never a partial or unverified page image. On any failure
-    /// or cancellation no page image of this call is left, complete or partial.
-    /// </summary>
-    public void DecryptPagesInto(string outputDirectory, CancellationToken cancel)
-    {
-        outputDirectory = Path.GetFullPath(outputDirectory);
-        string suffix = $".sealpoint-partial-{Hex.Lower(RandomNumberGenerator.GetBytes(4))}";
-        var pages = Envelope.Files.Where(f => f.Kind == FileEntryKinds.Pages).ToList();
-        try
-        {
-            ForEachFile(pages, entry =>
-            {
-                string partial = Path.Combine(outputDirectory, entry.Name + suffix);
-                ProcessFile(entry, outputDirectory, partial);
-                File.Move(partial, Path.Combine(outputDirectory, entry.Name));
-            }, cancel);
-        }
-        catch
-        {
-            foreach (var entry in pages)
-                foreach (string path in new[] { entry.Name + suffix, entry.Name })
-                    try { File.Delete(Path.Combine(outputDirectory, path)); } catch (IOException) { }
-            throw;
-        }
-    }
-
-    private void DecryptTo(string outputDirectory, Func<FileEntry, bool> include)
+    public void DecryptTo(string outputDirectory)
     {
         outputDirectory = Path.GetFullPath(outputDirectory);
         if (System.IO.Directory.Exists(outputDirectory) && System.IO.Directory.EnumerateFileSystemEntries(outputDirectory).Any())
@@ -133,7 +95,7 @@ public sealed class SealedCheckpoint : IDisposable
         System.IO.Directory.CreateDirectory(partial, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         try
         {
-            ForEachFile(Envelope.Files.Where(include), entry => ProcessFile(entry, partial), CancellationToken.None);
+            ForEachFile((entry, _) => ProcessFile(entry, partial), partial);
             if (System.IO.Directory.Exists(outputDirectory)) System.IO.Directory.Delete(outputDirectory);
             System.IO.Directory.Move(partial, outputDirectory);
         }
@@ -224,13 +186,13 @@ public sealed class SealedCheckpoint : IDisposable
             throw new IntegrityException($"'{name}' does not match the digest in the envelope (its tag table or header was modified)");
     }
 
-    private static void ForEachFile(IEnumerable<FileEntry> files, Action<FileEntry> body, CancellationToken cancel)
+    private void ForEachFile(Action<FileEntry, string?> body, string? destination)
     {
         // Largest first, so the big page files do not start last.
-        var order = files.OrderByDescending(f => f.Size ?? 0).ToList();
+        var order = Envelope.Files.OrderByDescending(f => f.Size ?? 0).ToList();
         try
         {
-            Parallel.ForEach(order, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = cancel }, body);
+            Parallel.ForEach(order, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, f => body(f, destination));
         }
         catch (AggregateException e) when (e.InnerExceptions.FirstOrDefault(x => x is SealpointException) is { } first)
         {
@@ -238,11 +200,10 @@ public sealed class SealedCheckpoint : IDisposable
         }
     }
 
-    /// <summary>Verifies one file; with a destination, decrypts it there (as <paramref name="targetPath"/> if given, else under its own name).</summary>
-    private void ProcessFile(FileEntry entry, string? destinationDirectory, string? targetPath = null)
+    private void ProcessFile(FileEntry entry, string? destinationDirectory)
     {
         string source = Path.Combine(Directory, entry.Name);
-        string? target = destinationDirectory is null ? null : targetPath ?? Path.Combine(destinationDirectory, entry.Name);
+        string? target = destinationDirectory is null ? null : Path.Combine(destinationDirectory, entry.Name);
         if (entry.Kind == FileEntryKinds.Symlink)
         {
             if (target is not null) File.CreateSymbolicLink(target, entry.Target!);

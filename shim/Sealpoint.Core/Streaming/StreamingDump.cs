@@ -69,7 +69,7 @@ public static class StreamingDump
         CaptureSession? session = null;
         CriuProcess? criu = null;
         Exception? interrupted = null;
-        CriuActionGate? gate = null;
+        PostDumpGate? gate = null;
         bool sealedVerdict = false;
         using var interrupt = new InterruptGuard(() =>
         {
@@ -84,7 +84,7 @@ public static class StreamingDump
             if (Posix.IsNoExec(work.Path))
                 throw new SealpointException(ErrorKind.Usage, $"the work directory {work.Path} is on a file system mounted noexec, so CRIU cannot run Sealpoint's post-dump step there",
                     "give --work-dir on a file system that allows executables");
-            gate = CriuActionGate.Create(work, CriuActionGate.PostDump);
+            gate = PostDumpGate.Create(work);
             listener = new UnixListener(work.OwnFile(StreamerProtocol.CaptureSocketName));
 
             string log = CriuArguments.LogFileOf(options.CriuArguments, work.Path) ?? work.File("dump.log");
@@ -124,13 +124,13 @@ public static class StreamingDump
                     session.Finish(options.FinishTimeout);
                     timer.Mark("last images sealed");
                     writer.Complete();
-                    gate.Proceed();
+                    gate.Sealed();
                     sealedVerdict = true;
                     timer.Mark("envelope");
                 }
                 catch (Exception e)
                 {
-                    try { gate.Fail(); }
+                    try { gate.Failed(); }
                     finally { session.Fail(e); }
                 }
             }
@@ -170,7 +170,7 @@ public static class StreamingDump
             if (criu is { HasExited: false })
             {
                 session?.Fail(new SealpointException(ErrorKind.Internal, "the streamed dump was abandoned", "see the error above"));
-                try { gate?.Fail(); } catch (SealpointException) { }
+                try { gate?.Failed(); } catch (SealpointException) { }
                 if (!criu.WaitForExit((int)options.FinishTimeout.TotalMilliseconds)) criu.KillTree();
                 criu.WaitForExit();
             }

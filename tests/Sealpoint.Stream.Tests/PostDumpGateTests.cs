@@ -3,10 +3,10 @@ using Sealpoint.Core.Streaming;
 
 namespace Sealpoint.Stream.Tests;
 
-/// <summary>The gates' action script, run as CRIU runs it (CRTOOLS_SCRIPT_ACTION), without CRIU.</summary>
-public class CriuActionGateTests
+/// <summary>The post-dump gate's action script, run as CRIU runs it (CRTOOLS_SCRIPT_ACTION), without CRIU.</summary>
+public class PostDumpGateTests
 {
-    private static Process RunScript(CriuActionGate gate, string action)
+    private static Process RunScript(PostDumpGate gate, string action)
     {
         var info = new ProcessStartInfo(gate.ScriptPath) { UseShellExecute = false };
         info.Environment["CRTOOLS_SCRIPT_ACTION"] = action;
@@ -20,17 +20,17 @@ public class CriuActionGateTests
     }
 
     [Fact]
-    public void Other_actions_pass_at_once_and_post_dump_waits_for_the_verdict_to_proceed()
+    public void Other_actions_pass_at_once_and_post_dump_waits_for_the_sealed_verdict()
     {
         using var work = WorkDirectory.Create(null, "gate-test");
-        using var gate = CriuActionGate.Create(work, CriuActionGate.PostDump);
+        using var gate = PostDumpGate.Create(work);
         Assert.Equal(0, ExitCodeWithin(RunScript(gate, "pre-dump"), 5000));
         Assert.False(gate.WaitReached(0), "reached before any post-dump");
 
         using var script = RunScript(gate, "post-dump");
         Assert.True(gate.WaitReached(5000), "the script never said it reached post-dump");
         Assert.False(script.WaitForExit(300), "the script ended without a verdict");
-        gate.Proceed();
+        gate.Sealed();
         Assert.Equal(0, ExitCodeWithin(script, 5000));
     }
 
@@ -38,10 +38,10 @@ public class CriuActionGateTests
     public void A_failed_verdict_fails_the_script()
     {
         using var work = WorkDirectory.Create(null, "gate-test");
-        using var gate = CriuActionGate.Create(work, CriuActionGate.PostDump);
+        using var gate = PostDumpGate.Create(work);
         using var script = RunScript(gate, "post-dump");
         Assert.True(gate.WaitReached(5000));
-        gate.Fail();
+        gate.Failed();
         Assert.Equal(1, ExitCodeWithin(script, 5000));
     }
 
@@ -49,7 +49,7 @@ public class CriuActionGateTests
     public void The_script_fails_without_a_verdict_once_the_gate_is_closed_as_when_sealpoint_dies()
     {
         using var work = WorkDirectory.Create(null, "gate-test");
-        var gate = CriuActionGate.Create(work, CriuActionGate.PostDump);
+        var gate = PostDumpGate.Create(work);
         using var script = RunScript(gate, "post-dump");
         Assert.True(gate.WaitReached(5000));
         Assert.False(script.WaitForExit(300), "the script ended without a verdict");
@@ -61,7 +61,7 @@ public class CriuActionGateTests
     public void A_gate_closed_before_the_script_runs_fails_it_at_once_instead_of_blocking()
     {
         using var work = WorkDirectory.Create(null, "gate-test");
-        var gate = CriuActionGate.Create(work, CriuActionGate.PostDump);
+        var gate = PostDumpGate.Create(work);
         gate.Dispose();
         using var script = RunScript(gate, "post-dump");
         Assert.Equal(1, ExitCodeWithin(script, 5000));
@@ -74,38 +74,9 @@ public class CriuActionGateTests
         try
         {
             using (var work = WorkDirectory.Create(dir, "gate-test"))
-            using (CriuActionGate.Create(work, CriuActionGate.PostDump)) { }
+            using (PostDumpGate.Create(work)) { }
             Assert.Empty(Directory.EnumerateFileSystemEntries(dir));
         }
         finally { Directory.Delete(dir, recursive: true); }
-    }
-
-    [Fact]
-    public void A_pre_restore_gate_holds_only_pre_restore_and_lives_in_the_directory_it_is_given()
-    {
-        string dir = Directory.CreateTempSubdirectory("gate-test").FullName;
-        try
-        {
-            using var gate = CriuActionGate.Create(dir, CriuActionGate.PreRestore);
-            Assert.Equal(Path.Combine(dir, "sealpoint-pre-restore.sh"), gate.ScriptPath);
-            foreach (string other in new[] { "post-dump", "setup-namespaces", "post-restore", "post-resume" })
-                Assert.Equal(0, ExitCodeWithin(RunScript(gate, other), 5000));
-            Assert.False(gate.WaitReached(0), "reached before any pre-restore");
-
-            using var script = RunScript(gate, "pre-restore");
-            Assert.True(gate.WaitReached(5000), "the script never said it reached pre-restore");
-            Assert.False(script.WaitForExit(300), "the script ended without a verdict");
-            gate.Fail();
-            gate.Proceed(); // the first verdict stands
-            Assert.Equal(1, ExitCodeWithin(script, 5000));
-        }
-        finally { Directory.Delete(dir, recursive: true); }
-    }
-
-    [Fact]
-    public void Only_the_actions_sealpoint_gates_are_accepted()
-    {
-        using var work = WorkDirectory.Create(null, "gate-test");
-        Assert.Throws<ArgumentOutOfRangeException>(() => CriuActionGate.Create(work, "pre-dump"));
     }
 }
