@@ -25,7 +25,7 @@ internal sealed class OpeningStream : VerifiedBlockReader
 
     public OpeningStream(Stream input, FileCipher cipher, SealedFileHeader header, ReadOnlySpan<byte> headerBytes,
         string name, long plaintextSize, string expectedDigest, bool ownsInput = true)
-        : base(header.ChunkSize)
+        : base(BlockSize(header.ChunkSize, plaintextSize))
     {
         _input = input;
         _ownsInput = ownsInput;
@@ -36,7 +36,8 @@ internal sealed class OpeningStream : VerifiedBlockReader
         _plaintextSize = plaintextSize;
         _records = SealedFile.RecordCount(_kind, plaintextSize);
         _expectedDigest = expectedDigest;
-        _record = GC.AllocateUninitializedArray<byte>(_chunk + SealedFile.TagSize);
+        // Most images of a process tree are far smaller than a chunk: buffers of the file's size, not 64 KiB each.
+        _record = GC.AllocateUninitializedArray<byte>(BlockSize(_chunk, plaintextSize) + SealedFile.TagSize);
         _digest.AppendData(headerBytes);
     }
 
@@ -74,6 +75,10 @@ internal sealed class OpeningStream : VerifiedBlockReader
         _index++;
         return len;
     }
+
+    /// <summary>The largest record's plaintext: a chunk, or the whole file when it is smaller (a STREAM file of 0 bytes still has one empty record).</summary>
+    private static int BlockSize(int chunk, long plaintextSize) =>
+        (int)Math.Clamp(plaintextSize, 1, Math.Max(1, chunk));
 
     private int ReadFully(Span<byte> dst) => _input.ReadAtLeast(dst, dst.Length, throwOnEndOfStream: false);
 

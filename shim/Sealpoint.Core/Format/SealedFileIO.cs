@@ -38,7 +38,8 @@ internal static class SealedFileIO
             PagesFile.Open(sealedHandle, headerBytes, name, plaintextSize, digest, destination, newCipher);
             return;
         }
-        using var input = new FileStream(new SafeFileHandle(sealedHandle.DangerousGetHandle(), ownsHandle: false), FileAccess.Read, 1 << 16);
+        // Unbuffered: the opening stream reads whole records, and a 64 KiB buffer per small file only cost allocations.
+        using var input = new FileStream(new SafeFileHandle(sealedHandle.DangerousGetHandle(), ownsHandle: false), FileAccess.Read, bufferSize: 0);
         input.Position = SealedFile.HeaderSize;
         using var opening = new OpeningStream(input, newCipher(), header, headerBytes, name, plaintextSize, digest, ownsInput: false);
         byte[] buffer = GC.AllocateUninitializedArray<byte>((int)Math.Clamp(plaintextSize, 1, 1 << 20));
