@@ -39,6 +39,7 @@ public static class RestoreCommand
         // The envelope code's one-time set-up runs on the spare core while the key loads.
         EnvelopeFile.StartWarmUp();
         using var identity = LoadIdentity(config, "open sealed checkpoints");
+        timer.Mark("node identity");
         var staging = new Staging(config.Staging, config.StagingHugePages);
         var staged = new StagedImages(staging.Create(id, "restore"));
         string marker = Path.Combine(staging.ContainerDir(id), Staging.RestoringMarker);
@@ -47,7 +48,7 @@ public static class RestoreCommand
             File.WriteAllText(marker, "");
             // Rollback and fork protection (docs/registry.md): judged on the authenticated envelope, before decrypting.
             var lineage = new LineageGuard(NodeState.FromEnvironment());
-            timer.Mark("identity and staging");
+            timer.Mark("staging and lineage state");
             var restored = staged.OpenChain(imagePath, identity, config.AllowPlaintextRestore, envelope => lineage.Check(envelope, force: false));
             timer.Mark("verify and decrypt");
             // Recorded before runc runs: a failed restore then still refuses older generations, never fewer.
