@@ -36,8 +36,7 @@ internal sealed class OpeningStream : VerifiedBlockReader
         _plaintextSize = plaintextSize;
         _records = SealedFile.RecordCount(_kind, plaintextSize);
         _expectedDigest = expectedDigest;
-        // Most images of a process tree are far smaller than a chunk: buffers of the file's size, not 64 KiB each.
-        _record = GC.AllocateUninitializedArray<byte>(BlockSize(_chunk, plaintextSize) + SealedFile.TagSize);
+        _record = GC.AllocateUninitializedArray<byte>(Plain.Length + SealedFile.TagSize);
         _digest.AppendData(headerBytes);
     }
 
@@ -76,9 +75,11 @@ internal sealed class OpeningStream : VerifiedBlockReader
         return len;
     }
 
-    /// <summary>The largest record's plaintext: a chunk, or the whole file when it is smaller (a STREAM file of 0 bytes still has one empty record).</summary>
-    private static int BlockSize(int chunk, long plaintextSize) =>
-        (int)Math.Clamp(plaintextSize, 1, Math.Max(1, chunk));
+    /// <summary>
+    /// The largest record's plaintext: a chunk (checked by the header's parser), or the whole file when it is smaller,
+    /// as most images of a process tree are; at least 1 (a file of 0 bytes still has one empty record).
+    /// </summary>
+    private static int BlockSize(int chunk, long plaintextSize) => (int)Math.Clamp(plaintextSize, 1, chunk);
 
     private int ReadFully(Span<byte> dst) => _input.ReadAtLeast(dst, dst.Length, throwOnEndOfStream: false);
 
