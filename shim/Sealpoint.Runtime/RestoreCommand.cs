@@ -11,10 +11,11 @@ using Sealpoint.Core.Policy;
 namespace Sealpoint.Runtime;
 
 /// <summary>
-/// runc restore of a sealed checkpoint: verified completely and decrypted (with its parent chain) into private
-/// memory-backed staging with the node's identity before runc runs; runc then restores from staging with every
-/// other flag the engine gave; staging is wiped once CRIU has read it. A plaintext checkpoint goes to runc
-/// unchanged when the policy allows it.
+/// runc restore of a sealed checkpoint, opened (with its parent chain) into private memory-backed staging with the
+/// node's identity before runc runs: the envelope, every file's header and tag table are checked first; small images
+/// are verified and decrypted there, large memory images are served there decrypted read by read as CRIU reads them
+/// (each page verified before CRIU receives it). runc then restores from staging with every other flag the engine
+/// gave; staging is wiped once CRIU has read it. A plaintext checkpoint goes to runc unchanged when the policy allows it.
 /// </summary>
 public static class RestoreCommand
 {
@@ -35,13 +36,14 @@ public static class RestoreCommand
             return runc.Exec(args.Tokens);
         }
 
-        // Everything is opened and verified before runc runs: a wrong key or a damaged checkpoint restores nothing.
+        // Everything is opened and checked before runc runs (served memory pages: each as CRIU reads it, and a bad one
+        // stops CRIU before any task runs): a wrong key or a damaged checkpoint restores nothing.
         // The envelope code's one-time set-up runs on the spare core while the key loads.
         EnvelopeFile.StartWarmUp();
         using var identity = LoadIdentity(config, "open sealed checkpoints");
         timer.Mark("node identity");
         var staging = new Staging(config.Staging, config.StagingHugePages);
-        var staged = new StagedImages(staging.Create(id, "restore"));
+        var staged = new StagedImages(staging.Create(id, "restore")) { ServePages = config.ServePages };
         string marker = Path.Combine(staging.ContainerDir(id), Staging.RestoringMarker);
         try
         {
@@ -58,20 +60,33 @@ public static class RestoreCommand
             string plain = staged.Mirror(imagePath);
             var arguments = args.WithCommandValue("image-path", plain);
             timer.Mark("lineage");
+            if (staged.Served.Count > 0) timer.Mark($"pages served, not decrypted: {string.Join(", ", staged.Served)}");
             if (args.IsSet("detach", "d") || args.IsSet("lazy-pages"))
             {
                 int exit = runc.Run(arguments);
                 timer.Mark("runc restore");
-                return exit;
+                return exit == 0 ? 0 : ExplainServedFailure(staged, exit);
             }
             // Without --detach runc stays until the container exits; wipe staging as soon as it runs.
-            return runc.Run(arguments, process => WipeWhenRunning(runc, args, id, process, () => staged.ForeignMount() is null && Cleanup(marker, staged)));
+            int status = runc.Run(arguments, process => WipeWhenRunning(runc, args, id, process, () => staged.ForeignMount() is null && Cleanup(marker, staged)));
+            return status == 0 ? 0 : ExplainServedFailure(staged, status);
         }
         finally
         {
             Cleanup(marker, staged);
             timer.Mark("wipe staging");
         }
+    }
+
+    /// <summary>
+    /// runc failed: when a served memory image failed its check while CRIU read it, that is the cause (runc only saw
+    /// CRIU's read error), and the restore stopped before any task ran. Otherwise runc's own exit status stands.
+    /// </summary>
+    private static int ExplainServedFailure(StagedImages staged, int exit)
+    {
+        if (staged.ServeFailure is not { } failure) return exit;
+        throw new IntegrityException($"{failure}; CRIU's read of it failed, so the restore stopped before the container ran (the checkpoint on disk is unchanged)",
+            "the sealed checkpoint was modified or damaged; restore an intact copy");
     }
 
     /// <summary>Loads the node's identity from [keys] identity: a name in the PKI or a private key path.</summary>

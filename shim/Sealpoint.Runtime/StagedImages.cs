@@ -2,6 +2,7 @@ using Sealpoint.Core;
 using Sealpoint.Core.Checkpoint;
 using Sealpoint.Core.Config;
 using Sealpoint.Core.Format;
+using Sealpoint.Core.Fuse;
 using Sealpoint.Core.Keys;
 
 namespace Sealpoint.Runtime;
@@ -56,7 +57,7 @@ public sealed class StagedImages(string directory)
                         $"the parent checkpoint in {sealedDir} is {envelope.CheckpointId}, but its child was sealed on top of {expectedId} (parent replaced)",
                         "restore with the parent checkpoint the child was taken from");
                 if (depth == 0) beforeDecrypting?.Invoke(envelope);
-                checkpoint.DecryptTo(plain);
+                DecryptOrServe(checkpoint, plain);
             }
             top ??= envelope;
             var link = envelope.Files.FirstOrDefault(f => f.Kind == FileEntryKinds.Symlink && f.Name == "parent");
@@ -73,6 +74,69 @@ public sealed class StagedImages(string directory)
             }
             LinkPlaintextParent(parentReal, allowPlaintextParent, $"the parent of {sealedDir}");
             return top;
+        }
+    }
+
+    private readonly List<SealedPageMount> _mounts = [];
+    private readonly List<string> _served = [];
+    private string? _serveFailure;
+
+    /// <summary>Page images at least this large are served rather than decrypted when <see cref="ServePages"/> is on.</summary>
+    public const long ServeThreshold = 1 << 20;
+
+    /// <summary>Serve large memory images to CRIU decrypted read by read (FUSE) instead of decrypting them into staging.</summary>
+    public bool ServePages { get; init; }
+
+    /// <summary>The memory images served (not decrypted into staging), by their mirrored path.</summary>
+    public IReadOnlyList<string> Served
+    {
+        get { lock (_mounts) return [.. _served]; }
+    }
+
+    /// <summary>The first check that failed while CRIU read a served image (CRIU's read then failed), or null.</summary>
+    public string? ServeFailure
+    {
+        get
+        {
+            lock (_mounts) return _serveFailure ?? _mounts.Select(m => m.Failure).FirstOrDefault(f => f is not null);
+        }
+    }
+
+    /// <summary>
+    /// Verifies and decrypts one checkpoint into <paramref name="plain"/>, except that its large memory images, when
+    /// served, get an empty file with the image served on it: their header and tag table are checked now, each page when
+    /// CRIU reads it. Where this process cannot mount (rootless, no /dev/fuse) they are decrypted like the rest.
+    /// </summary>
+    private void DecryptOrServe(SealedCheckpoint checkpoint, string plain)
+    {
+        bool Serve(FileEntry e) => ServePages && e.Kind == FileEntryKinds.Pages && e.Size >= ServeThreshold;
+        checkpoint.DecryptTo(plain, Serve);
+        foreach (var entry in checkpoint.Envelope.Files.Where(Serve))
+        {
+            string path = Path.Combine(plain, entry.Name);
+            var mount = checkpoint.TryServePages(entry.Name, path, Environment.ProcessorCount);
+            if (mount is null)
+            {
+                File.Delete(path);
+                checkpoint.DecryptFile(entry.Name, plain);
+                continue;
+            }
+            lock (_mounts)
+            {
+                _mounts.Add(mount);
+                _served.Add(path);
+            }
+        }
+    }
+
+    /// <summary>Unmounts the served memory images (CRIU has read them, or failed); their failure is kept.</summary>
+    public void StopServing()
+    {
+        lock (_mounts)
+        {
+            _serveFailure ??= _mounts.Select(m => m.Failure).FirstOrDefault(f => f is not null);
+            foreach (var m in _mounts) m.Dispose();
+            _mounts.Clear();
         }
     }
 
@@ -97,6 +161,7 @@ public sealed class StagedImages(string directory)
     /// </summary>
     public bool Wipe()
     {
+        StopServing();
         if (ForeignMount() is { } mount)
         {
             RuncLog.Warning(null, $"{mount} is still mounted inside staging; {Directory} is left in memory (tmpfs) for now: remove it once unmounted");
@@ -119,7 +184,9 @@ public sealed class StagedImages(string directory)
     public string? ForeignMount()
     {
         string self = Path.GetFullPath(Directory).TrimEnd('/');
-        return MountsUnder(Directory).FirstOrDefault(m => m != self);
+        HashSet<string> served;
+        lock (_mounts) served = [.. _mounts.Select(m => m.Path)];
+        return MountsUnder(Directory).FirstOrDefault(m => m != self && !served.Contains(m));
     }
 
     /// <summary>Mount points at or below <paramref name="directory"/> (from /proc/self/mountinfo, octal escapes decoded).</summary>

@@ -282,6 +282,57 @@ public sealed class RuncEndToEndTests : IDisposable
         RestoreAndContinue(_node.Runtime, bundle, pristine, counter);
     }
 
+    /// <summary>
+    /// A container with 64 MiB of random memory: its memory image is served to CRIU decrypted read by read (no
+    /// plaintext copy in staging); a modified page stops the restore with the page named; the intact copy restores
+    /// with every page intact (memhog checks each against its checksum).
+    /// </summary>
+    [Fact]
+    public void LargeMemoryIsServedToCriuReadByRead_AndAModifiedPageStopsTheRestore()
+    {
+        string secret = Secrets.New();
+        using var bundle = RuncBundle.Create(["/bin/memhog", "64", secret, Counter]);
+        bundle.Run();
+        bundle.WaitForCounter(Counter, 3);
+        string image = Path.Combine(_temp.Path, "checkpoint");
+        var checkpoint = Call(_node.Runtime, bundle, "checkpoint", "--image-path", image, bundle.Id);
+        Assert.True(checkpoint.Succeeded, checkpoint.Describe());
+        long counter = bundle.TryReadCounter(Counter) ?? 0;
+        AssertSealed(image);
+        SecretScan.AssertAbsent(secret, image);
+        string pages = Directory.GetFiles(image, "pages-*.img").OrderByDescending(f => new FileInfo(f).Length).First();
+        Assert.True(new FileInfo(pages).Length > 64L << 20, $"{pages} is smaller than memhog's memory");
+        string pristine = Path.Combine(_temp.Path, "pristine");
+        CopyDirectory(image, pristine);
+
+        // One flipped byte in a page (not in the tag table): only CRIU's read of that page can find it.
+        using (var f = new FileStream(pages, FileMode.Open, FileAccess.ReadWrite))
+        {
+            f.Position = 40L << 20;
+            int b = f.ReadByte();
+            f.Position = 40L << 20;
+            f.WriteByte((byte)(b ^ 0x01));
+        }
+        var refused = Call(_node.Runtime, bundle, "restore", "--detach", "--bundle", bundle.Dir, "--image-path", image, bundle.Id);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains($"'{Path.GetFileName(pages)}' failed authentication at page {(40L << 20) / 4096}", refused.StandardError);
+        Assert.Contains("the restore stopped before the container ran", refused.StandardError);
+        Assert.Null(bundle.Status());
+        _node.AssertStagingEmpty();
+
+        // The intact copy, traced: the image was served, not decrypted into staging.
+        string traced = _temp.File("traced-runtime");
+        File.WriteAllText(traced, $"#!/bin/sh\nSEALPOINT_TRACE=1 exec '{_node.Runtime}' \"$@\"\n");
+        File.SetUnixFileMode(traced, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        RestoreAndContinue(traced, bundle, pristine, counter);
+        Assert.Contains($"pages served, not decrypted: ", File.ReadAllText(bundle.OutputFile));
+        Assert.Contains(Path.GetFileName(pages), File.ReadAllText(bundle.OutputFile));
+        _node.AssertStagingEmpty();
+        bundle.VerifyMemhogMemory(Counter);
+        Assert.Contains("verify ok", File.ReadAllText(bundle.OutputFile));
+        Assert.DoesNotContain("verify FAILED", File.ReadAllText(bundle.OutputFile));
+    }
+
     private void AssertRestoreRefused(RuncBundle bundle, string image, string expected)
     {
         var r = Call(_node.Runtime, bundle, "restore", "--detach", "--bundle", bundle.Dir, "--image-path", image, bundle.Id);

@@ -171,6 +171,18 @@ public sealed class RuncBundle : IDisposable
         return seen;
     }
 
+    /// <summary>
+    /// memhog only: has it check every page against the checksums it keeps (SIGUSR2) and waits until it has (its counter
+    /// moves on by two); throws when it found a changed page (it exits) or is not running.
+    /// </summary>
+    public void VerifyMemhogMemory(string counter)
+    {
+        long before = TryReadCounter(counter) ?? 0;
+        if (!Native.Kill(Pid(), Native.SIGUSR2)) throw new InvalidOperationException($"container {Id} is not running{OutputTail()}");
+        WaitForCounter(counter, before + 2);
+        if (Status() != "running") throw new InvalidOperationException($"memhog in container {Id} found its memory changed and exited{OutputTail()}");
+    }
+
     public string OutputTail() => File.Exists(OutputFile) ? $"\n--- {OutputFile} (last lines) ---\n{FileTail.Read(OutputFile, 15)}" : "";
 
     public void Dispose()

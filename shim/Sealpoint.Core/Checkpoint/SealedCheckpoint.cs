@@ -86,7 +86,14 @@ public sealed class SealedCheckpoint : IDisposable
     /// Work happens in a sibling folder that becomes <paramref name="outputDirectory"/> only when every file verified;
     /// on any failure it is removed, so no plaintext of a bad checkpoint is left behind.
     /// </summary>
-    public void DecryptTo(string outputDirectory)
+    public void DecryptTo(string outputDirectory) => DecryptTo(outputDirectory, placeholder: null);
+
+    /// <summary>
+    /// Like <see cref="DecryptTo(string)"/>, but files <paramref name="placeholder"/> picks get an empty private file
+    /// instead of their plaintext (their content is served another way, <see cref="OpenPageSource"/>); they are
+    /// still listed, so the directory has every name CRIU expects.
+    /// </summary>
+    public void DecryptTo(string outputDirectory, Func<FileEntry, bool>? placeholder)
     {
         outputDirectory = Path.GetFullPath(outputDirectory);
         if (System.IO.Directory.Exists(outputDirectory) && System.IO.Directory.EnumerateFileSystemEntries(outputDirectory).Any())
@@ -95,7 +102,11 @@ public sealed class SealedCheckpoint : IDisposable
         System.IO.Directory.CreateDirectory(partial, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         try
         {
-            ForEachFile((entry, _) => ProcessFile(entry, partial), partial);
+            ForEachFile((entry, _) =>
+            {
+                if (placeholder is not null && placeholder(entry)) CreatePrivate(Path.Combine(partial, entry.Name)).Dispose();
+                else ProcessFile(entry, partial);
+            }, partial);
             if (System.IO.Directory.Exists(outputDirectory)) System.IO.Directory.Delete(outputDirectory);
             System.IO.Directory.Move(partial, outputDirectory);
         }
@@ -104,6 +115,14 @@ public sealed class SealedCheckpoint : IDisposable
             FileSystem.RemoveTree(partial);
             throw;
         }
+    }
+
+    /// <summary>Verifies and decrypts one listed file into <paramref name="directory"/> (where it must not exist yet).</summary>
+    public void DecryptFile(string name, string directory)
+    {
+        var entry = Envelope.Files.FirstOrDefault(f => f.Name == name)
+            ?? throw new SealpointException(ErrorKind.NotFound, $"'{name}' is not part of checkpoint {Envelope.CheckpointId}");
+        ProcessFile(entry, directory);
     }
 
     /// <summary>A verifying, decrypting stream over one sealed file (plaintext files are checked against their digest at the end).</summary>
@@ -169,6 +188,12 @@ public sealed class SealedCheckpoint : IDisposable
         var entry = Envelope.Files.FirstOrDefault(f => f.Name == name && f.Kind == FileEntryKinds.Pages)
             ?? throw new SealpointException(ErrorKind.NotFound, $"'{name}' is not a page file of checkpoint {Envelope.CheckpointId}");
         using var handle = File.OpenHandle(Path.Combine(Directory, name), FileMode.Open, FileAccess.Read, FileShare.Read);
+        CheckPageTable(handle, entry, buffer);
+    }
+
+    private void CheckPageTable(Microsoft.Win32.SafeHandles.SafeFileHandle handle, FileEntry entry, Span<byte> buffer)
+    {
+        string name = entry.Name;
         var (_, headerBytes) = ReadHeader(handle, entry);
         long plaintextSize = entry.Size!.Value;
         long tagBytes = SealedFile.RecordCount(SealedFileKind.Pages, plaintextSize) * SealedFile.TagSize;
@@ -184,6 +209,37 @@ public sealed class SealedCheckpoint : IDisposable
         string actual = "sha256:" + Hex.Lower(digest.GetHashAndReset());
         if (!CryptographicOperations.FixedTimeEquals(System.Text.Encoding.ASCII.GetBytes(actual), System.Text.Encoding.ASCII.GetBytes(entry.Digest!)))
             throw new IntegrityException($"'{name}' does not match the digest in the envelope (its tag table or header was modified)");
+    }
+
+    /// <summary>
+    /// Serves the page file <paramref name="name"/> decrypted, read by read, on <paramref name="placeholder"/> (an existing
+    /// empty file), <see cref="Fuse.SealedPageMount"/>. Its header and tag table are checked against the envelope now,
+    /// each page when it is read; the file keys are derived now, so the mount outlives this object. Null when this
+    /// process cannot mount (no /dev/fuse, not root): decrypt the file instead.
+    /// </summary>
+    public Fuse.SealedPageMount? TryServePages(string name, string placeholder, int threads)
+    {
+        var entry = Envelope.Files.FirstOrDefault(f => f.Name == name && f.Kind == FileEntryKinds.Pages)
+            ?? throw new SealpointException(ErrorKind.NotFound, $"'{name}' is not a page file of checkpoint {Envelope.CheckpointId}");
+        var handle = File.OpenHandle(Path.Combine(Directory, name), FileMode.Open, FileAccess.Read, FileShare.Read);
+        Fuse.SealedPageSource? source = null;
+        try
+        {
+            var (header, _) = ReadHeader(handle, entry);
+            CheckPageTable(handle, entry, new byte[64 * 1024]);
+            var ciphers = new FileCipher[2 * Math.Max(1, threads)]; // serving and reading ahead
+            for (int i = 0; i < ciphers.Length; i++) ciphers[i] = SealedFile.CreateCipher(_dataKey, header, name);
+            source = new Fuse.SealedPageSource(handle, name, entry.Size!.Value, ciphers);
+            var mount = Fuse.SealedPageMount.TryMount(placeholder, source);
+            if (mount is null) source.Dispose();
+            return mount;
+        }
+        catch
+        {
+            if (source is not null) source.Dispose();
+            else handle.Dispose();
+            throw;
+        }
     }
 
     private void ForEachFile(Action<FileEntry, string?> body, string? destination)

@@ -26,6 +26,11 @@ public sealed record NodeConfig
     public string Staging { get; init; } = DefaultStaging;
     /// <summary>Each operation's staging is a private tmpfs with huge pages (when the process may mount).</summary>
     public bool StagingHugePages { get; init; } = true;
+    /// <summary>
+    /// A restore serves large memory images to CRIU decrypted read by read (FUSE) instead of decrypting them into
+    /// staging first (when the process may mount and /dev/fuse exists).
+    /// </summary>
+    public bool ServePages { get; init; } = true;
 
     // [keys]
     public string PkiRoot { get; init; } = Keys.Pki.DefaultRoot;
@@ -74,7 +79,7 @@ public sealed record NodeConfig
 
     private static readonly IReadOnlyDictionary<string, IReadOnlyDictionary<string, TomlKind>> Schema = new Dictionary<string, IReadOnlyDictionary<string, TomlKind>>
     {
-        ["runtime"] = new Dictionary<string, TomlKind> { ["runc"] = TomlKind.String, ["criu"] = TomlKind.String, ["staging"] = TomlKind.String, ["staging_huge_pages"] = TomlKind.Boolean },
+        ["runtime"] = new Dictionary<string, TomlKind> { ["runc"] = TomlKind.String, ["criu"] = TomlKind.String, ["staging"] = TomlKind.String, ["staging_huge_pages"] = TomlKind.Boolean, ["serve_pages"] = TomlKind.Boolean },
         ["keys"] = new Dictionary<string, TomlKind>
         {
             ["pki"] = TomlKind.String, ["identity"] = TomlKind.String, ["recipients"] = TomlKind.StringArray, ["always_recipients"] = TomlKind.StringArray,
@@ -121,6 +126,7 @@ public sealed record NodeConfig
         if (Get("runtime", "criu") is { } criu) config = config with { Criu = AbsolutePath(src, criu, "runtime", "criu") };
         if (Get("runtime", "staging") is { } staging) config = config with { Staging = AbsolutePath(src, staging, "runtime", "staging").TrimEnd('/') };
         if (Get("runtime", "staging_huge_pages") is { } huge) config = config with { StagingHugePages = huge.Boolean };
+        if (Get("runtime", "serve_pages") is { } serve) config = config with { ServePages = serve.Boolean };
         if (Get("keys", "pki") is { } pki) config = config with { PkiRoot = AbsolutePath(src, pki, "keys", "pki") };
         if (Get("keys", "identity") is { } identity)
         {

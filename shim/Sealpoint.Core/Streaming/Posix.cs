@@ -111,6 +111,9 @@ internal static unsafe partial class Posix
     [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
     public static partial nint Write(int fd, byte* buffer, nuint length);
 
+    [LibraryImport("libc", EntryPoint = "writev", SetLastError = true)]
+    public static partial nint Writev(int fd, IoVec* iov, int count);
+
     public const uint SPLICE_F_NONBLOCK = 2;
     public const nuint FIONREAD = 0x541B;
 
