@@ -193,12 +193,6 @@ public sealed class StagedImages(string directory)
     public static IEnumerable<string> MountsUnder(string directory)
     {
         string prefix = Path.GetFullPath(directory).TrimEnd('/');
-        foreach (string line in File.ReadLines("/proc/self/mountinfo"))
-        {
-            string[] fields = line.Split(' ');
-            if (fields.Length < 5) continue;
-            string mountPoint = System.Text.RegularExpressions.Regex.Replace(fields[4], @"\\([0-7]{3})", m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString());
-            if (mountPoint == prefix || mountPoint.StartsWith(prefix + "/", StringComparison.Ordinal)) yield return mountPoint;
-        }
+        return Staging.Mounts().Select(m => m.MountPoint).Where(m => m == prefix || m.StartsWith(prefix + "/", StringComparison.Ordinal));
     }
 }

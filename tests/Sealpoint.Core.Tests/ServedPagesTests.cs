@@ -205,6 +205,22 @@ public sealed class ServedPagesTests(TestPki pki) : IClassFixture<TestPki>, IDis
     }
 
     [Fact]
+    public void RemovingAnOperationFolderUnmountsServedImagesLeftInIt()
+    {
+        RequireFuse();
+        var (sealedDir, _) = Seal(1 << 20);
+        string operation = Path.Combine(_work, "restore-op");
+        Directory.CreateDirectory(Path.Combine(operation, "fs"));
+        string placeholder = Path.Combine(operation, "fs", "pages-1.img");
+        using var mount = Serve(sealedDir, placeholder);
+        Assert.Equal([placeholder], Config.Staging.ServedImagesUnder(operation));
+        // What the hook does with the leftovers of a restore that was killed while serving.
+        Config.Staging.RemoveOperation(operation);
+        Assert.False(Directory.Exists(operation));
+        Assert.Empty(Config.Staging.ServedImagesUnder(_work));
+    }
+
+    [Fact]
     public void AModifiedTagTableIsRefusedBeforeAnythingIsMounted()
     {
         RequireFuse();

@@ -116,8 +116,35 @@ public sealed partial class Staging(string root, bool hugePages = false)
     /// <summary>Removes an operation's folder: its private mount (if any) first, then what is left.</summary>
     public static void RemoveOperation(string dir)
     {
+        // A restore killed while it served memory images leaves their (dead) FUSE mounts on files in here.
+        foreach (string served in ServedImagesUnder(dir)) umount2(served, MntDetach);
         Unmount(dir);
         FileSystem.RemoveTree(dir);
+    }
+
+    /// <summary>The mount source of served memory images (Fuse/SealedPageMount).</summary>
+    public const string ServedImageSource = "sealpoint-pages";
+
+    /// <summary>Served memory images (FUSE mounts named <see cref="ServedImageSource"/>) below <paramref name="dir"/>.</summary>
+    public static IEnumerable<string> ServedImagesUnder(string dir)
+    {
+        string prefix = Path.GetFullPath(dir).TrimEnd('/') + "/";
+        return Mounts().Where(m => m.FsType == "fuse" && m.Source == ServedImageSource && m.MountPoint.StartsWith(prefix, StringComparison.Ordinal))
+            .Select(m => m.MountPoint);
+    }
+
+    /// <summary>This process's mounts, from /proc/self/mountinfo (mount points with their octal escapes decoded).</summary>
+    public static IEnumerable<(string MountPoint, string FsType, string Source)> Mounts()
+    {
+        foreach (string line in File.ReadLines("/proc/self/mountinfo"))
+        {
+            // id parent major:minor root MOUNT-POINT options [optional...] - FSTYPE SOURCE superoptions
+            string[] fields = line.Split(' ');
+            int dash = Array.IndexOf(fields, "-");
+            if (fields.Length < 5 || dash < 5 || dash + 2 >= fields.Length) continue;
+            string mountPoint = System.Text.RegularExpressions.Regex.Replace(fields[4], @"\\([0-7]{3})", m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString());
+            yield return (mountPoint, fields[dash + 1], fields[dash + 2]);
+        }
     }
 
     public string ContainerDir(string containerId)

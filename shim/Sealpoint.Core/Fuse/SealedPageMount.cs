@@ -10,7 +10,7 @@ namespace Sealpoint.Core.Fuse;
 /// file, mounted on an (empty) placeholder file. CRIU opens the placeholder's path as its pages-N.img and reads it
 /// with pread; every read reaches this server (direct I/O, so nothing enters the page cache), which verifies and
 /// decrypts exactly the pages asked for into its own buffers and replies. No plaintext copy of the memory is ever
-/// stored, not even in memory-backed staging, and memory stays at one buffer per thread.
+/// stored, not even in memory-backed staging; memory stays at a fixed set of 1 MiB buffers per mount.
 /// Needs root (mount) and /dev/fuse; <see cref="TryMount"/> returns null without them.
 /// </summary>
 public sealed unsafe partial class SealedPageMount : IDisposable
@@ -61,7 +61,7 @@ public sealed unsafe partial class SealedPageMount : IDisposable
         // container's; the placeholder sits in private (0700) staging and the tasks reach it only through CRIU's
         // inherited images-directory descriptor.
         string options = $"fd={fd},rootmode=100000,user_id=0,group_id=0,allow_other";
-        if (mount("sealpoint-pages", placeholder, "fuse", MsNoSuid | MsNoDev | MsRdOnly, options) != 0)
+        if (mount(Config.Staging.ServedImageSource, placeholder, "fuse", MsNoSuid | MsNoDev | MsRdOnly, options) != 0)
         {
             Posix.Close(fd);
             return null;
