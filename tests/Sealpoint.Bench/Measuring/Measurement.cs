@@ -29,6 +29,9 @@ public sealed record Skip(string Section, string Workload, string Contender, str
 /// <summary>A stated target and whether this run met it. Met is null when it could not be evaluated (the reason says why).</summary>
 public sealed record TargetResult(string Section, string Name, string Requirement, string Measured, bool? Met, string? Reason = null)
 {
+    /// <summary>The issue that set the target, when it is not the section's own (#2 core, #6 suite).</summary>
+    public string? Issue { get; init; }
+
     public string Verdict => Met switch { true => "met", false => "not met", null => "not evaluated" };
 }
 

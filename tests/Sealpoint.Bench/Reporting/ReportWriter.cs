@@ -64,7 +64,7 @@ public static class ReportWriter
         {
             md.AppendLine("| Issue | Target | Required | Measured | Verdict |").AppendLine("|---|---|---|---|---|");
             foreach (var t in results.Targets)
-                md.AppendLine($"| {(t.Section == CoreBenchmark.Section ? "#2" : "#6")} | {t.Name} | {t.Requirement} | {t.Measured} | **{t.Verdict}**{(t.Reason is null ? "" : $" ({t.Reason})")} |");
+                md.AppendLine($"| {t.Issue ?? (t.Section == CoreBenchmark.Section ? "#2" : "#6")} | {t.Name} | {t.Requirement} | {t.Measured} | **{t.Verdict}**{(t.Reason is null ? "" : $" ({t.Reason})")} |");
             md.AppendLine();
         }
 

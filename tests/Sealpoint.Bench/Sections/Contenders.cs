@@ -82,11 +82,19 @@ public sealed class StreamingDump(SealpointSetup sealpoint, string logs) : Conte
     public override string Describe => $"`sealpoint dump -t PID -D DIR -r {SealpointSetup.RecipientName} --no-sync -W WORK`; " +
                                        "`sealpoint restore -D DIR --key KEY -d -W WORK` (wall time of the CLI, .NET start-up included)";
 
+    private readonly Dictionary<string, long> _peakRss = [];
+
+    /// <summary>The streamer's largest peak RSS (VmHWM, as `sealpoint dump --json` reports it) per workload, over every dump.</summary>
+    public IReadOnlyDictionary<string, long> PeakRssBytes => _peakRss;
+
     public override Timing Checkpoint(Subject subject, string images, string work)
     {
         var p = (ProcessSubject)subject;
         p.BeforeCheckpoint();
-        var r = Cli(["dump", "-t", p.Pid.ToString(), "-D", images, "-r", SealpointSetup.RecipientName, "--no-sync", "-W", work], null);
+        var r = Cli(["dump", "-t", p.Pid.ToString(), "-D", images, "-r", SealpointSetup.RecipientName, "--no-sync", "-W", work, "--json"], null);
+        long peak = (long)(System.Text.Json.Nodes.JsonNode.Parse(r.StandardOutput)?["peakRssBytes"]
+            ?? throw new InvalidOperationException($"sealpoint dump --json printed no peakRssBytes: {r.StandardOutput}"));
+        _peakRss[subject.Spec.Name] = Math.Max(peak, _peakRss.GetValueOrDefault(subject.Spec.Name));
         return Timing.Single(r.Elapsed);
     }
 

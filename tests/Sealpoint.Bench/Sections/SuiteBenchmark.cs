@@ -148,6 +148,7 @@ public sealed class SuiteBenchmark(BenchOptions options, Scratch scratch, Result
             {
                 if (plain is null) continue;
                 CheckpointTargets(family, sp, plain, baselines);
+                if (sp is StreamingDump streaming) StreamingTarget(family, streaming, plain);
                 foreach (var spec in Workloads) RestoreTarget(family, spec, sp, plain);
             }
         }
@@ -183,6 +184,30 @@ public sealed class SuiteBenchmark(BenchOptions options, Scratch scratch, Result
             results.AddTarget(Speedup($"100-process checkpoint ≥ 100× faster than gpg, {sp.Name}", "≥ 100× faster than gpg post-dump",
                 s, g is null ? null : (gpg!.Name, g), 100));
         }
+    }
+
+    /// <summary>Issue #5: the streamed 1 GiB dump at most 1.15× CRIU's plain dump, with the streamer's peak RSS under 64 MiB.</summary>
+    private void StreamingTarget(string family, StreamingDump sp, Contender plain)
+    {
+        const string memory = "memhog-1024";
+        const string name = "1 GiB streamed dump ≤ 1.15× plain, streamer peak RSS < 64 MiB";
+        const string requirement = "≤ 1.15× criu (plain) dump; peak RSS < 64 MiB";
+        if (!options.Sizes.Contains(1024) || options.Quick)
+        {
+            results.AddTarget(new TargetResult(Section, name, requirement, "not run", null, "the 1 GiB workload was not part of this run") { Issue = "#5" });
+            return;
+        }
+        var s = S(memory, family, sp, "checkpoint");
+        var p = S(memory, family, plain, "checkpoint");
+        if (s is null || p is null || !sp.PeakRssBytes.TryGetValue(memory, out long peak))
+        {
+            results.AddTarget(new TargetResult(Section, name, requirement, "no data", null, "a contender failed, was skipped or is not available") { Issue = "#5" });
+            return;
+        }
+        double r = s.Median / p.Median;
+        results.AddTarget(new TargetResult(Section, name, requirement,
+            $"{Format.Ratio(r)} ({Format.Seconds(s.Median)} vs {Format.Seconds(p.Median)}, medians); peak RSS {peak / 1048576.0:F1} MiB (largest of all dumps)",
+            r <= 1.15 && peak < 64L << 20) { Issue = "#5" });
     }
 
     private void RestoreTarget(string family, WorkloadSpec spec, Contender sp, Contender plain)
