@@ -78,7 +78,6 @@ public sealed class StagedImages(string directory)
     }
 
     private readonly List<SealedPageMount> _mounts = [];
-    private readonly List<string> _served = [];
     private string? _serveFailure;
 
     /// <summary>Page images at least this large are served rather than decrypted when <see cref="ServePages"/> is on.</summary>
@@ -87,10 +86,10 @@ public sealed class StagedImages(string directory)
     /// <summary>Serve large memory images to CRIU decrypted read by read (FUSE) instead of decrypting them into staging.</summary>
     public bool ServePages { get; init; }
 
-    /// <summary>The memory images served (not decrypted into staging), by their mirrored path.</summary>
+    /// <summary>The memory images being served (not decrypted into staging), by their mirrored path.</summary>
     public IReadOnlyList<string> Served
     {
-        get { lock (_mounts) return [.. _served]; }
+        get { lock (_mounts) return [.. _mounts.Select(m => m.Path)]; }
     }
 
     /// <summary>The first check that failed while CRIU read a served image (CRIU's read then failed), or null.</summary>
@@ -121,11 +120,7 @@ public sealed class StagedImages(string directory)
                 checkpoint.DecryptFile(entry.Name, plain);
                 continue;
             }
-            lock (_mounts)
-            {
-                _mounts.Add(mount);
-                _served.Add(path);
-            }
+            lock (_mounts) _mounts.Add(mount);
         }
     }
 
@@ -184,8 +179,7 @@ public sealed class StagedImages(string directory)
     public string? ForeignMount()
     {
         string self = Path.GetFullPath(Directory).TrimEnd('/');
-        HashSet<string> served;
-        lock (_mounts) served = [.. _mounts.Select(m => m.Path)];
+        var served = Served;
         return MountsUnder(Directory).FirstOrDefault(m => m != self && !served.Contains(m));
     }
 

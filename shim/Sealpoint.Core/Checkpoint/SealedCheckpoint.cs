@@ -90,7 +90,7 @@ public sealed class SealedCheckpoint : IDisposable
 
     /// <summary>
     /// Like <see cref="DecryptTo(string)"/>, but files <paramref name="placeholder"/> picks get an empty private file
-    /// instead of their plaintext (their content is served another way, <see cref="OpenPageSource"/>); they are
+    /// instead of their plaintext (their content is served another way, <see cref="TryServePages"/>); they are
     /// still listed, so the directory has every name CRIU expects.
     /// </summary>
     public void DecryptTo(string outputDirectory, Func<FileEntry, bool>? placeholder)
@@ -191,10 +191,11 @@ public sealed class SealedCheckpoint : IDisposable
         CheckPageTable(handle, entry, buffer);
     }
 
-    private void CheckPageTable(Microsoft.Win32.SafeHandles.SafeFileHandle handle, FileEntry entry, Span<byte> buffer)
+    /// <summary>The checks of <see cref="CheckPageTable(string, Span{byte})"/> on an open file; returns its header.</summary>
+    private SealedFileHeader CheckPageTable(Microsoft.Win32.SafeHandles.SafeFileHandle handle, FileEntry entry, Span<byte> buffer)
     {
         string name = entry.Name;
-        var (_, headerBytes) = ReadHeader(handle, entry);
+        var (header, headerBytes) = ReadHeader(handle, entry);
         long plaintextSize = entry.Size!.Value;
         long tagBytes = SealedFile.RecordCount(SealedFileKind.Pages, plaintextSize) * SealedFile.TagSize;
         using var digest = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -209,6 +210,7 @@ public sealed class SealedCheckpoint : IDisposable
         string actual = "sha256:" + Hex.Lower(digest.GetHashAndReset());
         if (!CryptographicOperations.FixedTimeEquals(System.Text.Encoding.ASCII.GetBytes(actual), System.Text.Encoding.ASCII.GetBytes(entry.Digest!)))
             throw new IntegrityException($"'{name}' does not match the digest in the envelope (its tag table or header was modified)");
+        return header;
     }
 
     /// <summary>
@@ -225,8 +227,7 @@ public sealed class SealedCheckpoint : IDisposable
         Fuse.SealedPageSource? source = null;
         try
         {
-            var (header, _) = ReadHeader(handle, entry);
-            CheckPageTable(handle, entry, new byte[64 * 1024]);
+            var header = CheckPageTable(handle, entry, new byte[64 * 1024]);
             var ciphers = new FileCipher[2 * Math.Max(1, threads)]; // serving and reading ahead
             for (int i = 0; i < ciphers.Length; i++) ciphers[i] = SealedFile.CreateCipher(_dataKey, header, name);
             source = new Fuse.SealedPageSource(handle, name, entry.Size!.Value, ciphers);

@@ -82,7 +82,7 @@ public sealed unsafe partial class SealedPageMount : IDisposable
         // One extra page: a read that does not start on a page boundary spans one more page.
         byte[] data = GC.AllocateUninitializedArray<byte>((MaxPagesPerRead + 1) * Format.SealedFile.PageSize, pinned: true);
         byte[] tags = new byte[(MaxPagesPerRead + 1) * Format.SealedFile.TagSize];
-        byte[] reply = new byte[OutHeaderSize + 128];
+        byte[] reply = new byte[128]; // the largest reply body but a read's (INIT, 64 bytes)
         try
         {
             while (true)
@@ -110,48 +110,64 @@ public sealed unsafe partial class SealedPageMount : IDisposable
     private bool Handle(int reader, InHeader header, ReadOnlySpan<byte> body, byte[] data, byte[] tags, byte[] reply)
     {
         if (NeedsNoReply(header.Opcode)) return true;
-        var r = reply.AsSpan(OutHeaderSize);
+        var r = reply.AsSpan();
         switch (header.Opcode)
         {
-            case Opcode.Init:
-                if (ParseInit(body) is not { } init) return Error(header, EINVAL);
+            case Opcode.Lookup:
+            case Opcode.GetAttr or Opcode.Open when header.NodeId != RootId:
+                Send(header, ENOENT, []); // the root is a file: there is no other node
+                break;
+            case Opcode.Init when ParseInit(body) is { } init:
                 WriteInitOut(r, init, MaxPagesPerRead);
-                return Reply(header, reply, InitOutSize);
+                Send(header, 0, r[..InitOutSize]);
+                break;
             case Opcode.GetAttr:
-                if (header.NodeId != RootId) return Error(header, ENOENT);
                 WriteAttrOut(r, RootId, _source.Size);
-                return Reply(header, reply, AttrOutSize);
-            case Opcode.Open:
-                if (header.NodeId != RootId) return Error(header, ENOENT);
-                if (ParseOpenFlags(body) is not { } flags) return Error(header, EINVAL);
-                if ((flags & 3) != 0) return Error(header, EROFS); // O_ACCMODE: read-only
+                Send(header, 0, r[..AttrOutSize]);
+                break;
+            case Opcode.Open when ParseOpenFlags(body) is { } flags:
+                if ((flags & 3) != 0) // O_ACCMODE: read-only
+                {
+                    Send(header, EROFS, []);
+                    break;
+                }
                 WriteOpenOut(r, 1);
-                return Reply(header, reply, OpenOutSize);
-            case Opcode.Read:
-                return ServeRead(reader, header, body, data, tags);
-            case Opcode.Access:
-                if (ParseAccessMask(body) is not { } mask) return Error(header, EINVAL);
-                return (mask & 2) != 0 ? Error(header, EROFS) : Reply(header, reply, 0);
+                Send(header, 0, r[..OpenOutSize]);
+                break;
+            case Opcode.Read when ParseRead(body) is { } read:
+                ServeRead(reader, header, read, data, tags);
+                break;
+            case Opcode.Access when ParseAccessMask(body) is { } mask:
+                Send(header, (mask & 2) != 0 ? EROFS : 0, []);
+                break;
             case Opcode.Statfs:
                 WriteStatfsOut(r, _source.Size);
-                return Reply(header, reply, StatfsOutSize);
+                Send(header, 0, r[..StatfsOutSize]);
+                break;
             case Opcode.Release or Opcode.Flush or Opcode.Fsync:
-                return Reply(header, reply, 0);
+                Send(header, 0, []);
+                break;
             case Opcode.Destroy:
-                Reply(header, reply, 0);
+                Send(header, 0, []);
                 return false;
-            case Opcode.Lookup:
-                return Error(header, ENOENT); // the root is a file: there is nothing to look up
+            case Opcode.Init or Opcode.Open or Opcode.Read or Opcode.Access:
+                Send(header, EINVAL, []); // a body too short for its request
+                break;
             default:
-                return Error(header, ENOSYS);
+                Send(header, ENOSYS, []);
+                break;
         }
+        return true;
     }
 
-    private bool ServeRead(int reader, InHeader header, ReadOnlySpan<byte> body, byte[] data, byte[] tags)
+    private void ServeRead(int reader, InHeader header, ReadRequest read, byte[] data, byte[] tags)
     {
-        if (ParseRead(body) is not { } read) return Error(header, EINVAL);
         long size = _source.Size;
-        if (read.Offset >= size || read.Size == 0) return ReplyData(header, ReadOnlySpan<byte>.Empty);
+        if (read.Offset >= size || read.Size == 0)
+        {
+            Send(header, 0, []);
+            return;
+        }
         int page = Format.SealedFile.PageSize;
         int skip = (int)(read.Offset % page);
         long firstPage = read.Offset / page;
@@ -162,52 +178,35 @@ public sealed unsafe partial class SealedPageMount : IDisposable
         _readAhead.After(read.Offset, length);
         if (skip == 0 && _readAhead.Take(read.Offset, length) is { } ready)
         {
-            try { return ReplyData(header, ready.Buffer.AsSpan(0, length)); }
-            finally
+            try { Send(header, 0, ready.Buffer.AsSpan(0, length)); }
+            finally { _readAhead.Release(ready); }
+        }
+        else
+        {
+            try
             {
-                _readAhead.Release(ready);
-                Interlocked.Add(ref _bytesServed, length);
+                _source.OpenPages(reader, firstPage, data.AsSpan(0, blockLength), tags);
             }
+            catch (Exception e) when (e is SealpointException or IOException)
+            {
+                _failure ??= e is SealpointException ? e.Message : $"reading {_source.Name} failed: {e.Message}";
+                Send(header, EIO, []);
+                return;
+            }
+            Send(header, 0, data.AsSpan(skip, length));
+            CryptographicOperations.ZeroMemory(data.AsSpan(0, blockLength));
         }
-        try
-        {
-            _source.OpenPages(reader, firstPage, data.AsSpan(0, blockLength), tags);
-        }
-        catch (SealpointException e)
-        {
-            _failure ??= e.Message;
-            return Error(header, EIO);
-        }
-        catch (IOException e)
-        {
-            _failure ??= $"reading {_source.Name} failed: {e.Message}";
-            return Error(header, EIO);
-        }
-        bool open = ReplyData(header, data.AsSpan(skip, length));
-        CryptographicOperations.ZeroMemory(data.AsSpan(0, blockLength));
         Interlocked.Add(ref _bytesServed, length);
-        return open;
     }
 
-    private bool Reply(InHeader header, byte[] reply, int bodyLength)
-    {
-        WriteOutHeader(reply, OutHeaderSize + bodyLength, 0, header.Unique);
-        fixed (byte* p = reply) Posix.Write(_device, p, (nuint)(OutHeaderSize + bodyLength));
-        return true; // a failed write means the request was interrupted or the connection ended: the next read says which
-    }
-
-    private bool Error(InHeader header, int errno)
+    /// <summary>
+    /// One reply: the header, then <paramref name="payload"/> (empty for an error). A failed write means the request was
+    /// interrupted or the connection ended; the next device read says which.
+    /// </summary>
+    private void Send(InHeader header, int errno, ReadOnlySpan<byte> payload)
     {
         Span<byte> h = stackalloc byte[OutHeaderSize];
-        WriteOutHeader(h, OutHeaderSize, errno, header.Unique);
-        fixed (byte* p = h) Posix.Write(_device, p, OutHeaderSize);
-        return true;
-    }
-
-    private bool ReplyData(InHeader header, ReadOnlySpan<byte> payload)
-    {
-        Span<byte> h = stackalloc byte[OutHeaderSize];
-        WriteOutHeader(h, OutHeaderSize + payload.Length, 0, header.Unique);
+        WriteOutHeader(h, OutHeaderSize + payload.Length, errno, header.Unique);
         fixed (byte* ph = h)
         fixed (byte* pd = payload)
         {
@@ -216,7 +215,6 @@ public sealed unsafe partial class SealedPageMount : IDisposable
             iov[1] = new Posix.IoVec { Base = pd, Length = (nuint)payload.Length };
             Posix.Writev(_device, iov, payload.IsEmpty ? 1 : 2);
         }
-        return true;
     }
 
     /// <summary>
