@@ -99,6 +99,10 @@ check_machine() {
     [[ $codename == bookworm ]] || fail "this is '$codename', not Debian 12 bookworm" \
         "use Debian 12: the CRIU set-up pins trixie packages against a bookworm base"
     info "Debian bookworm, $(uname -r), repo $REPO_ROOT"
+    # sealpoint-runc serves a restored container's memory to CRIU through FUSE (it decrypts into staging without it).
+    [[ -e /dev/fuse ]] || modprobe fuse 2>/dev/null || true
+    if [[ -e /dev/fuse ]]; then info "/dev/fuse present (memory served on restore)"
+    else info "no /dev/fuse (modprobe fuse failed): restores decrypt memory into staging instead; the FUSE tests will fail"; fi
 }
 
 # --- apt ----------------------------------------------------------------------------------------
