@@ -1,6 +1,9 @@
+using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json.Nodes;
 using Sealpoint.Cli.CommandLine;
+using Sealpoint.Core;
+using Sealpoint.Core.Keys;
 
 namespace Sealpoint.Cli.Commands;
 
@@ -18,10 +21,20 @@ public sealed class KeysRevokeCommand : Command
         string path = File.Exists(target) ? target : pki.CertPath(target);
         if (!File.Exists(path))
             throw UsageError($"no certificate '{target}' (looked for {path})", "give an identity name in the PKI or a certificate path");
-        using var cert = X509Certificate2.CreateFromPem(File.ReadAllText(path));
+        using var cert = ReadCertificate(path);
         pki.Revoke(cert);
         if (output.IsJson) output.WriteJson(new JsonObject { ["revoked"] = path, ["serial"] = cert.SerialNumber, ["crl"] = pki.CrlPath });
         output.Line($"revoked {cert.Subject} (serial {cert.SerialNumber}); CRL updated: {pki.CrlPath}");
         return 0;
+    }
+
+    private static X509Certificate2 ReadCertificate(string path)
+    {
+        try { return Recipient.LoadCertificate(File.ReadAllText(path)); }
+        catch (Exception e) when (e is FormatException or CryptographicException)
+        {
+            throw new SealpointException(ErrorKind.Key, $"{path} holds no certificate Sealpoint can read: {e.Message}",
+                "give a PEM certificate (-----BEGIN CERTIFICATE-----)");
+        }
     }
 }

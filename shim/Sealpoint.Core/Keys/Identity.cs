@@ -32,25 +32,74 @@ public sealed class Identity : IDisposable
         if (pem.Contains("ENCRYPTED PRIVATE KEY", StringComparison.Ordinal) || pem.Contains("Proc-Type: 4,ENCRYPTED", StringComparison.Ordinal))
             throw new SealpointException(ErrorKind.Key, $"private key {privateKeyPath} is passphrase-protected, which Sealpoint does not read",
                 "store the key unencrypted with mode 0600 (openssl pkey -in KEY -out KEY.plain), or use a node identity from 'sealpoint keys issue'");
-        if (TryImport(pem, out RSA? rsa)) return new Identity(rsa, null, privateKeyPath);
+        return Import(pem, privateKeyPath);
+    }
+
+    private static readonly string[] KeyLabels = ["PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY"];
+    private const string RsaEncryptionOid = "1.2.840.113549.1.1.1";
+    private const string EcPublicKeyOid = "1.2.840.10045.2.1";
+
+    /// <summary>
+    /// The one private key block of a PEM file, imported by its kind: the label, and for PKCS#8 the algorithm
+    /// identifier (not a trial import of each kind, whose first exception in a process costs ~12 ms on a restore's
+    /// critical path). The key itself is parsed and checked by .NET.
+    /// </summary>
+    private static Identity Import(string pem, string privateKeyPath)
+    {
+        SealpointException NotAKey(string why) => new(ErrorKind.Key, $"{privateKeyPath} holds no RSA or EC private key Sealpoint can read: {why}",
+            "give a PEM private key (PKCS#8 'PRIVATE KEY', 'RSA PRIVATE KEY' or 'EC PRIVATE KEY')");
+        List<Pem.Block> keys;
+        try { keys = Pem.Read(pem).Where(b => KeyLabels.Contains(b.Label)).ToList(); }
+        catch (FormatException e) { throw NotAKey(e.Message); }
+        if (keys.Count != 1)
+            throw NotAKey(keys.Count == 0 ? "no PEM private key block" : $"{keys.Count} private key blocks, one expected");
+        var key = keys[0];
         try
         {
+            bool rsa = key.Label switch
+            {
+                "RSA PRIVATE KEY" => true,
+                "EC PRIVATE KEY" => false,
+                _ => Pkcs8Algorithm(key.Data) switch
+                {
+                    RsaEncryptionOid => true,
+                    EcPublicKeyOid => false,
+                    var oid => throw NotAKey($"its PKCS#8 key algorithm is {oid}, neither RSA nor EC"),
+                },
+            };
+            if (rsa)
+            {
+                var r = RSA.Create();
+                try
+                {
+                    if (key.Label == "RSA PRIVATE KEY") r.ImportRSAPrivateKey(key.Data, out _);
+                    else r.ImportPkcs8PrivateKey(key.Data, out _);
+                    return new Identity(r, null, privateKeyPath);
+                }
+                catch { r.Dispose(); throw; }
+            }
             var ecdh = ECDiffieHellman.Create();
-            ecdh.ImportFromPem(pem);
-            return new Identity(null, ecdh, privateKeyPath);
+            try
+            {
+                if (key.Label == "EC PRIVATE KEY") ecdh.ImportECPrivateKey(key.Data, out _);
+                else ecdh.ImportPkcs8PrivateKey(key.Data, out _);
+                return new Identity(null, ecdh, privateKeyPath);
+            }
+            catch { ecdh.Dispose(); throw; }
         }
-        catch (Exception e) when (e is CryptographicException or ArgumentException)
+        // An unknown curve OID is a PlatformNotSupportedException (found by the fuzz test).
+        catch (Exception e) when (e is CryptographicException or ArgumentException or System.Formats.Asn1.AsnContentException or PlatformNotSupportedException)
         {
-            throw new SealpointException(ErrorKind.Key, $"{privateKeyPath} holds no RSA or EC private key Sealpoint can read: {e.Message}",
-                "give a PEM private key (PKCS#8 'PRIVATE KEY', 'RSA PRIVATE KEY' or 'EC PRIVATE KEY')");
+            throw NotAKey(e.Message);
         }
     }
 
-    private static bool TryImport(string pem, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out RSA? rsa)
+    /// <summary>The algorithm OID of a PKCS#8 PrivateKeyInfo (RFC 5208): SEQUENCE { version, SEQUENCE { OID, ... }, ... }.</summary>
+    private static string Pkcs8Algorithm(byte[] der)
     {
-        rsa = RSA.Create();
-        try { rsa.ImportFromPem(pem); return true; }
-        catch (Exception e) when (e is CryptographicException or ArgumentException) { rsa.Dispose(); rsa = null; return false; }
+        var info = new System.Formats.Asn1.AsnReader(der, System.Formats.Asn1.AsnEncodingRules.DER).ReadSequence();
+        info.ReadInteger();
+        return info.ReadSequence().ReadObjectIdentifier();
     }
 
     /// <summary>A key file anyone but its owner can read is refused, as ssh does.</summary>

@@ -107,7 +107,7 @@ public sealed class Pki(string root)
         byte[]? crl = File.Exists(CrlPath) ? File.ReadAllBytes(CrlPath) : null;
         string? cacheEntry = VerifiedCache is null ? null : Path.Combine(VerifiedCache, VerificationKey(certificate, caPem, crl));
         if (cacheEntry is not null && StillVerified(cacheEntry, now)) return;
-        using var ca = X509Certificate2.CreateFromPem(caPem);
+        using var ca = Recipient.LoadCertificate(caPem);
         ValidateAgainstCa(certificate, ca, source);
         if (cacheEntry is not null)
             RememberVerified(cacheEntry, new[] { certificate.NotAfter.ToUniversalTime(), ca.NotAfter.ToUniversalTime(), now.Add(VerifiedLifetime) }.Min());
@@ -187,10 +187,8 @@ public sealed class Pki(string root)
     private bool IsRevoked(X509Certificate2 certificate, X509Certificate2 ca)
     {
         byte[] der;
-        try { der = PemEncoding.TryFind(File.ReadAllText(CrlPath), out var fields) && File.ReadAllText(CrlPath)[fields.Label] == "X509 CRL"
-                ? Convert.FromBase64String(File.ReadAllText(CrlPath)[fields.Base64Data])
-                : throw new SealpointException(ErrorKind.Config, $"{CrlPath} is not a PEM CRL", "regenerate it with 'sealpoint keys revoke' or remove it"); }
-        catch (FormatException) { throw new SealpointException(ErrorKind.Config, $"{CrlPath} is not a valid PEM CRL", "regenerate it or remove it"); }
+        try { der = Pem.Find(File.ReadAllText(CrlPath), "X509 CRL") ?? throw new FormatException("no X509 CRL block"); }
+        catch (FormatException e) { throw new SealpointException(ErrorKind.Config, $"{CrlPath} is not a valid PEM CRL: {e.Message}", "regenerate it with 'sealpoint keys revoke' or remove it"); }
         if (!CrlSignatureValid(der, ca))
             throw new SealpointException(ErrorKind.Config, $"the CRL {CrlPath} is not signed by the CA {CaCertPath}",
                 "replace it with the CRL of that CA (sealpoint keys revoke regenerates it)");

@@ -25,6 +25,17 @@ public sealed class Recipient
 
     public static Recipient FromCertificate(X509Certificate2 certificate, string source)
     {
+        try { return new Recipient(certificate, WrapTypeOf(certificate, source)); }
+        // A damaged public key fails in OpenSSL; an unknown curve is a PlatformNotSupportedException (both found by fuzzing).
+        catch (Exception e) when (e is CryptographicException or PlatformNotSupportedException)
+        {
+            throw new SealpointException(ErrorKind.Key, $"recipient {source} has a public key that cannot be read: {e.Message}",
+                "give a certificate with an intact RSA (2048+ bits) or EC P-256/P-384 key");
+        }
+    }
+
+    private static string WrapTypeOf(X509Certificate2 certificate, string source)
+    {
         string type;
         if (certificate.GetRSAPublicKey() is { } rsa)
         {
@@ -48,7 +59,7 @@ public sealed class Recipient
             throw new SealpointException(ErrorKind.Key, $"recipient {source} has a key type Sealpoint cannot encrypt to",
                 "use a certificate with an RSA (2048+ bits) or EC P-256/P-384 key");
         }
-        return new Recipient(certificate, type);
+        return type;
     }
 
     public static Recipient Load(string certificatePath) => FromPem(ReadPem(certificatePath), certificatePath);
@@ -86,14 +97,20 @@ public sealed class Recipient
         X509Certificate2 cert;
         try
         {
-            cert = X509Certificate2.CreateFromPem(pem);
+            cert = LoadCertificate(pem);
         }
-        catch (Exception e) when (e is CryptographicException or ArgumentException)
+        catch (Exception e) when (e is CryptographicException or FormatException)
         {
             throw CannotRead(certificatePath, e);
         }
         return FromCertificate(cert, certificatePath);
     }
+
+    /// <summary>The first certificate of PEM text, as <see cref="X509Certificate2.CreateFromPem(ReadOnlySpan{char})"/> takes it (see <see cref="Pem"/> for why not that).</summary>
+    /// <exception cref="FormatException">Not PEM, or no CERTIFICATE block.</exception>
+    /// <exception cref="CryptographicException">The block is not an X.509 certificate.</exception>
+    public static X509Certificate2 LoadCertificate(string pem) =>
+        X509CertificateLoader.LoadCertificate(Pem.Find(pem, "CERTIFICATE") ?? throw new FormatException("no CERTIFICATE block"));
 
     private static SealpointException CannotRead(string certificatePath, Exception e) =>
         new(ErrorKind.Key, $"recipient certificate {certificatePath} cannot be read: {e.Message}",
