@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Sealpoint.Core;
@@ -45,14 +44,10 @@ public sealed partial class RealRunc(NodeConfig config)
     /// Runs runc as a child sharing our stdio and inherited descriptors (console socket, --preserve-fds, --status-fd);
     /// SIGTERM, SIGINT, SIGHUP and SIGQUIT sent to us are forwarded to it. Returns runc's exit status (128+N when killed by signal N).
     /// </summary>
-    public int Run(IReadOnlyList<string> arguments, Action<Process>? whileRunning = null)
+    public int Run(IReadOnlyList<string> arguments, Action<ChildProcess>? whileRunning = null)
     {
         RequireExecutable();
-        var start = new ProcessStartInfo(Path) { UseShellExecute = false };
-        foreach (string a in arguments) start.ArgumentList.Add(a);
-        AddCriu(start);
-        using var process = Process.Start(start)
-            ?? throw new SealpointException(ErrorKind.External, $"cannot start {Path}", "check that it is runc and executable");
+        using var process = ChildProcess.Start(Path, arguments, new ChildOptions { Environment = CriuEnvironment() });
         var registrations = new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGHUP, PosixSignal.SIGQUIT }
             .Select(s => PosixSignalRegistration.Create(s, ctx =>
             {
@@ -76,20 +71,10 @@ public sealed partial class RealRunc(NodeConfig config)
     public JsonDocument? State(RuncArguments args, string containerId, out string error)
     {
         RequireExecutable();
-        var start = new ProcessStartInfo(Path)
-        {
-            UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = false,
-        };
         // --log would make runc write into the engine's log for this internal query; its own errors go to stderr instead.
-        foreach (string a in GlobalTokensWithoutLog(args)) start.ArgumentList.Add(a);
-        start.ArgumentList.Add("state");
-        start.ArgumentList.Add(containerId);
-        using var process = Process.Start(start)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        string stdout = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        error = stderr.Result.Trim();
-        if (process.ExitCode != 0) return null;
+        var (exit, stdout, stderr) = ChildProcess.Capture(Path, [.. GlobalTokensWithoutLog(args), "state", containerId]);
+        error = stderr.Trim();
+        if (exit != 0) return null;
         try { return JsonDocument.Parse(stdout); }
         catch (JsonException e)
         {
@@ -117,10 +102,7 @@ public sealed partial class RealRunc(NodeConfig config)
     /// The node's CRIU for runc: prepended to PATH (runc 1.1 looks "criu" up on PATH unless given --criu, newer runc
     /// only uses PATH), unless the engine chose one with --criu.
     /// </summary>
-    private void AddCriu(ProcessStartInfo start)
-    {
-        if (CriuPath() is { } path) start.Environment["PATH"] = path;
-    }
+    private Dictionary<string, string?>? CriuEnvironment() => CriuPath() is { } path ? new() { ["PATH"] = path } : null;
 
     private string? CriuPath()
     {

@@ -148,7 +148,7 @@ public static class RestoreCommand
         }
     }
 
-    private static void WipeWhenRunning(RealRunc runc, RuncArguments args, string id, Process process, Func<bool> wipe)
+    private static void WipeWhenRunning(RealRunc runc, RuncArguments args, string id, ChildProcess process, Func<bool> wipe)
     {
         var watcher = new Thread(() =>
         {

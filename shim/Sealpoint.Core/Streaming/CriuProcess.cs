@@ -1,13 +1,11 @@
-using System.Diagnostics;
-
 namespace Sealpoint.Core.Streaming;
 
 /// <summary>A CRIU command line run as a child process, sharing this process's terminal (for --shell-job).</summary>
 public sealed class CriuProcess : IDisposable
 {
-    private readonly Process _process;
+    private readonly ChildProcess _process;
 
-    private CriuProcess(Process process, string logPath)
+    private CriuProcess(ChildProcess process, string logPath)
     {
         _process = process;
         LogPath = logPath;
@@ -44,15 +42,13 @@ public sealed class CriuProcess : IDisposable
             throw new SealpointException(ErrorKind.NotFound, $"CRIU was not found at {criu}", "give the path of CRIU 4.x with --criu PATH");
         // CRIU's stdout goes to our stderr, so 'sealpoint ... --json' prints one clean JSON document; stdin and
         // stderr stay shared (the terminal, for --shell-job).
-        var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
-        foreach (var a in (string[])["-c", "exec \"$0\" \"$@\" 1>&2", criu, .. arguments]) info.ArgumentList.Add(a);
         try
         {
-            return new CriuProcess(Process.Start(info) ?? throw new InvalidOperationException("no process"), logPath);
+            return new CriuProcess(ChildProcess.Start(criu, arguments, new ChildOptions { StdoutFd = 2 }), logPath);
         }
-        catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
+        catch (SealpointException e) when (e.Kind == ErrorKind.External)
         {
-            throw new SealpointException(ErrorKind.External, $"cannot run CRIU ({criu}): {e.Message}", "check that --criu names an executable CRIU 4.x");
+            throw new SealpointException(ErrorKind.External, $"CRIU: {e.Message}", "check that --criu names an executable CRIU 4.x", e);
         }
     }
 
