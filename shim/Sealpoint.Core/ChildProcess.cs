@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text;
+using Sealpoint.Core.Streaming;
 
 namespace Sealpoint.Core;
 
@@ -86,7 +87,7 @@ public sealed unsafe partial class ChildProcess : IDisposable
                 if (pidfd < 0)
                 {
                     int errno = Marshal.GetLastPInvokeError();
-                    Streaming.Posix.Kill(pid, 9);
+                    Posix.Kill(pid, 9);
                     waitpid(pid, null, 0);
                     throw new SealpointException(ErrorKind.Internal, $"pidfd_open({pid}) failed (errno {errno}); {path} was stopped",
                         "run on Linux 5.4 or newer");
@@ -110,38 +111,33 @@ public sealed unsafe partial class ChildProcess : IDisposable
     /// <summary>Runs a program to its end with its stdout and stderr captured (stdin shared), e.g. <c>runc state</c>.</summary>
     public static (int ExitCode, string Stdout, string Stderr) Capture(string path, IReadOnlyList<string> arguments)
     {
-        int[] output = Pipe(), errors = Pipe();
-        ChildProcess child;
-        try
+        var (output, outputEnd) = OwnedFd.CreatePipe();
+        var (errors, errorsEnd) = OwnedFd.CreatePipe();
+        using (output)
+        using (errors)
         {
-            child = Start(path, arguments, new ChildOptions { StdoutFd = output[1], StderrFd = errors[1] });
-        }
-        catch
-        {
-            foreach (int fd in (int[])[.. output, .. errors]) close(fd);
-            throw;
-        }
-        close(output[1]);
-        close(errors[1]);
-        using (child)
-        {
-            using var stdout = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(output[0], ownsHandle: true), FileAccess.Read, 1);
-            using var stderr = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(errors[0], ownsHandle: true), FileAccess.Read, 1);
-            // Both at once: a child blocked writing one pipe while we read the other would never finish.
-            var errorText = Task.Run(() => new StreamReader(stderr).ReadToEnd());
-            string outputText = new StreamReader(stdout).ReadToEnd();
-            child.WaitForExit();
-            return (child.ExitCode, outputText, errorText.Result);
+            ChildProcess child;
+            using (outputEnd)
+            using (errorsEnd)
+                child = Start(path, arguments, new ChildOptions { StdoutFd = outputEnd.Fd, StderrFd = errorsEnd.Fd });
+            using (child)
+            {
+                // Both at once: a child blocked writing one pipe while we read the other would never finish.
+                var errorText = Task.Run(() => ReadToEnd(errors, $"the stderr of {path}"));
+                string outputText = ReadToEnd(output, $"the stdout of {path}");
+                child.WaitForExit();
+                return (child.ExitCode, outputText, errorText.Result);
+            }
         }
     }
 
-    private static int[] Pipe()
+    private static string ReadToEnd(OwnedFd pipe, string what)
     {
-        var fds = new int[2];
-        fixed (int* p = fds)
-            if (pipe2(p, OCloexec) != 0)
-                throw new SealpointException(ErrorKind.Internal, $"pipe2 failed (errno {Marshal.GetLastPInvokeError()})");
-        return fds;
+        var text = new MemoryStream();
+        Span<byte> buffer = stackalloc byte[4096];
+        int n;
+        while ((n = pipe.ReadSome(buffer, null, -1, what)) > 0) text.Write(buffer[..n]);
+        return Encoding.UTF8.GetString(text.GetBuffer(), 0, (int)text.Length);
     }
 
     /// <summary>Whether the child has exited (it is reaped then).</summary>
@@ -166,15 +162,15 @@ public sealed unsafe partial class ChildProcess : IDisposable
     public bool WaitForExit(int milliseconds)
     {
         lock (_gate) if (_exited) return true;
-        var poll = new PollFd { Fd = _pidfd, Events = PollIn };
+        var poll = new Posix.PollFd { Fd = _pidfd, Events = Posix.POLLIN };
         long deadline = milliseconds < 0 ? long.MaxValue : Environment.TickCount64 + milliseconds;
         while (true)
         {
             int wait = milliseconds < 0 ? -1 : (int)Math.Max(0, deadline - Environment.TickCount64);
-            int n = poll_(&poll, 1, wait);
+            int n = Posix.Poll(&poll, 1, wait);
             if (n > 0) break;
             if (n == 0) return false;
-            if (Marshal.GetLastPInvokeError() != EIntr)
+            if (Marshal.GetLastPInvokeError() != Posix.EINTR)
                 throw new SealpointException(ErrorKind.Internal, $"waiting for process {Id} failed (errno {Marshal.GetLastPInvokeError()})");
         }
         lock (_gate)
@@ -182,7 +178,7 @@ public sealed unsafe partial class ChildProcess : IDisposable
             if (_exited) return true;
             SigInfo info;
             while (waitid(PPidFd, (uint)_pidfd, &info, WExited) != 0)
-                if (Marshal.GetLastPInvokeError() != EIntr)
+                if (Marshal.GetLastPInvokeError() != Posix.EINTR)
                     throw new SealpointException(ErrorKind.Internal, $"reaping process {Id} failed (errno {Marshal.GetLastPInvokeError()})");
             _exitCode = info.Code == CldExited ? info.Status : 128 + info.Status;
             _exited = true;
@@ -190,7 +186,7 @@ public sealed unsafe partial class ChildProcess : IDisposable
         }
     }
 
-    public void Dispose() => close(_pidfd);
+    public void Dispose() => Posix.Close(_pidfd);
 
     /// <summary>NUL-terminated UTF-8 copies of strings, freed together.</summary>
     private sealed class NativeStrings : IDisposable
@@ -237,17 +233,6 @@ public sealed unsafe partial class ChildProcess : IDisposable
     private const int PPidFd = 3;
     private const int WExited = 4;
     private const int CldExited = 1;
-    private const int EIntr = 4;
-    private const short PollIn = 1;
-    private const int OCloexec = 0x80000;
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct PollFd
-    {
-        public int Fd;
-        public short Events;
-        public short Revents;
-    }
 
     /// <summary>siginfo_t as waitid fills it for a child (LP64 Linux): signo, errno, code, then pid, uid, status.</summary>
     [StructLayout(LayoutKind.Explicit, Size = 128)]
@@ -295,14 +280,8 @@ public sealed unsafe partial class ChildProcess : IDisposable
     [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
     private static partial long syscall(long number, long pid, long flags);
 
-    [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
-    private static partial int poll_(PollFd* fds, nuint count, int timeout);
-
     [LibraryImport("libc", SetLastError = true)]
     private static partial int waitid(int idType, uint id, SigInfo* info, int options);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int pipe2(int* fds, int flags);
 
     [LibraryImport("libc")]
     private static partial int waitpid(int pid, int* status, int options);
@@ -313,8 +292,6 @@ public sealed unsafe partial class ChildProcess : IDisposable
     [LibraryImport("libc", EntryPoint = "signal")]
     private static partial nint signal_(int signal, nint handler);
 
-    [LibraryImport("libc")]
-    private static partial int close(int fd);
 }
 
 /// <summary>How <see cref="ChildProcess.Start"/> sets up the child.</summary>

@@ -67,25 +67,22 @@ public sealed class Identity : IDisposable
                     var oid => throw NotAKey($"its PKCS#8 key algorithm is {oid}, neither RSA nor EC"),
                 },
             };
-            if (rsa)
-            {
-                var r = RSA.Create();
-                try
-                {
-                    if (key.Label == "RSA PRIVATE KEY") r.ImportRSAPrivateKey(key.Data, out _);
-                    else r.ImportPkcs8PrivateKey(key.Data, out _);
-                    return new Identity(r, null, privateKeyPath);
-                }
-                catch { r.Dispose(); throw; }
-            }
-            var ecdh = ECDiffieHellman.Create();
+            AsymmetricAlgorithm algorithm = rsa ? RSA.Create() : ECDiffieHellman.Create();
             try
             {
-                if (key.Label == "EC PRIVATE KEY") ecdh.ImportECPrivateKey(key.Data, out _);
-                else ecdh.ImportPkcs8PrivateKey(key.Data, out _);
-                return new Identity(null, ecdh, privateKeyPath);
+                switch (key.Label)
+                {
+                    case "RSA PRIVATE KEY": ((RSA)algorithm).ImportRSAPrivateKey(key.Data, out _); break;
+                    case "EC PRIVATE KEY": ((ECDiffieHellman)algorithm).ImportECPrivateKey(key.Data, out _); break;
+                    default: algorithm.ImportPkcs8PrivateKey(key.Data, out _); break;
+                }
+                return new Identity(algorithm as RSA, algorithm as ECDiffieHellman, privateKeyPath);
             }
-            catch { ecdh.Dispose(); throw; }
+            catch
+            {
+                algorithm.Dispose();
+                throw;
+            }
         }
         // An unknown curve OID is a PlatformNotSupportedException (found by the fuzz test).
         catch (Exception e) when (e is CryptographicException or ArgumentException or System.Formats.Asn1.AsnContentException or PlatformNotSupportedException)
