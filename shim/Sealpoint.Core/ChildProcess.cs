@@ -15,7 +15,7 @@ namespace Sealpoint.Core;
 /// </summary>
 public sealed unsafe partial class ChildProcess : IDisposable
 {
-    private readonly int _pidfd;
+    private int _pidfd;
     private readonly object _gate = new();
     private int _exitCode;
     private bool _exited;
@@ -54,9 +54,9 @@ public sealed unsafe partial class ChildProcess : IDisposable
             foreach (var (key, value) in overrides)
                 if (value is not null) envp.Add($"{key}={value}");
 
-        using var strings = new NativeStrings([path, .. argv, .. envp]);
+        using var strings = new NativeStrings([.. argv, .. envp]); // argv[0] is the path
         byte** argvp = stackalloc byte*[argv.Count + 1];
-        for (int i = 0; i < argv.Count; i++) argvp[i] = strings[1 + i];
+        for (int i = 0; i < argv.Count; i++) argvp[i] = strings[i];
         argvp[argv.Count] = null;
         byte** envpp = (byte**)NativeMemory.Alloc((nuint)(envp.Count + 1), (nuint)sizeof(byte*));
         byte* actions = (byte*)NativeMemory.AllocZeroed(FileActionsSize);
@@ -64,7 +64,7 @@ public sealed unsafe partial class ChildProcess : IDisposable
         byte* signals = stackalloc byte[SigSetSize];
         try
         {
-            for (int i = 0; i < envp.Count; i++) envpp[i] = strings[1 + argv.Count + i];
+            for (int i = 0; i < envp.Count; i++) envpp[i] = strings[argv.Count + i];
             envpp[envp.Count] = null;
             Check(posix_spawn_file_actions_init(actions), "posix_spawn_file_actions_init");
             Check(posix_spawnattr_init(attr), "posix_spawnattr_init");
@@ -186,7 +186,11 @@ public sealed unsafe partial class ChildProcess : IDisposable
         }
     }
 
-    public void Dispose() => Posix.Close(_pidfd);
+    public void Dispose()
+    {
+        int pidfd = Interlocked.Exchange(ref _pidfd, -1);
+        if (pidfd >= 0) Posix.Close(pidfd);
+    }
 
     /// <summary>NUL-terminated UTF-8 copies of strings, freed together.</summary>
     private sealed class NativeStrings : IDisposable
@@ -195,10 +199,11 @@ public sealed unsafe partial class ChildProcess : IDisposable
 
         public NativeStrings(IReadOnlyList<string> values)
         {
+            for (int i = 0; i < values.Count; i++)
+                if (values[i].Contains('\0')) throw new ArgumentException($"argument {i} holds a NUL character");
             _items = new byte*[values.Count];
             for (int i = 0; i < values.Count; i++)
             {
-                if (values[i].Contains('\0')) throw new ArgumentException($"argument {i} holds a NUL character");
                 int n = Encoding.UTF8.GetByteCount(values[i]);
                 byte* p = (byte*)NativeMemory.Alloc((nuint)n + 1);
                 Encoding.UTF8.GetBytes(values[i], new Span<byte>(p, n));
