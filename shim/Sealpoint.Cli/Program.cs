@@ -22,7 +22,12 @@ public static class Program
         new PullCommand(),
     ];
 
-    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+    public static int Main(string[] args)
+    {
+        // Before anything holds a key or plaintext: out of swap and core dumps (MemoryProtection says why).
+        if (MemoryProtection.Apply().Warning is { } warning) Console.Error.WriteLine($"sealpoint: warning: {warning}");
+        return Run(args, Console.Out, Console.Error);
+    }
 
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr)
     {

@@ -5,10 +5,17 @@ using Sealpoint.Runtime;
 // sealpoint-runc-core: started by the sealpoint-runc launcher for `checkpoint` and `restore` (every other runc
 // command never reaches .NET), or directly for `seal-pending` (recovery after a failed seal).
 RuncArguments? parsed = null;
+// Before anything holds a key or plaintext: out of swap and core dumps (MemoryProtection says why).
+var protection = MemoryProtection.Apply();
 try
 {
-    if (args.Length > 0 && args[0] == "seal-pending") return SealPendingCommand.Run(args[1..], NodeConfig.Load());
+    if (args.Length > 0 && args[0] == "seal-pending")
+    {
+        if (protection.Warning is { } sealPendingWarning) RuncLog.Warning(null, sealPendingWarning);
+        return SealPendingCommand.Run(args[1..], NodeConfig.Load());
+    }
     parsed = RuncArguments.Parse(args);
+    if (protection.Warning is { } warning) RuncLog.Warning(parsed, warning);
     var config = NodeConfig.Load();
     return parsed.Command switch
     {

@@ -1,3 +1,4 @@
+using Sealpoint.Core;
 using Sealpoint.Core.Streaming;
 using Sealpoint.TestSupport;
 
@@ -81,21 +82,42 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
         using var dir = TempDir.Create("stream-memory");
         using var workload = Workload.StartMemHog(256, Secrets.New("memory"), dir.Dir("workload"));
         string images = dir.File("sealed");
-        var dump = SealpointCli.RunProgram(cli, "dump", "-t", workload.Pid.ToString(), "-D", images, "-r", pki.Cert("node-a"),
-            "--pki", pki.Root, "--json");
+        var dump = SealpointCli.RunProgramToFileWith(cli, dir.File("dump.out"), new Dictionary<string, string?> { [MemoryProtection.LockVariable] = "always" },
+            "dump", "-t", workload.Pid.ToString(), "-D", images, "-r", pki.Cert("node-a"), "--pki", pki.Root, "--json");
         Assert.True(dump.Succeeded, dump.Describe());
         var json = SealpointCli.Json(dump);
         long bytes = (long)json["plaintextBytes"]!, peak = (long)json["peakRssBytes"]!;
         Assert.True(bytes > 4 * Bound, $"the dump streamed only {bytes} bytes, not more than 4x the bound");
         Assert.True(peak < Bound, $"the streamer's peak RSS (VmHWM) was {peak / 1048576.0:F1} MiB for a {bytes / 1048576} MiB dump; the bound is 64 MiB");
+        AssertMemoryLocked(json, "dump");
         Pids.WaitReaped([workload.Pid], TimeSpan.FromSeconds(30));
 
         var restore = SealpointCli.RunProgramToFile(cli, dir.File("restore.out"), "restore", "-D", images, "--key", pki.Key("node-a"), "-d", "--json");
         Assert.True(restore.Succeeded, restore.Describe());
         long restorePeak = (long)SealpointCli.Json(restore)["peakRssBytes"]!;
         Assert.True(restorePeak < Bound, $"the restore streamer's peak RSS was {restorePeak / 1048576.0:F1} MiB; the bound is 64 MiB");
+        // By default memory is locked only on a node with swap (locking costs a tree restore ~10%); core dumps are always off.
+        var memory = SealpointCli.Json(restore)["memory"]!;
+        Assert.Equal(MemoryProtection.ActiveSwapDevices().Count > 0, (bool)memory["locked"]!);
+        Assert.True((bool)memory["coreDumpsOff"]!, $"restore: the streamer could still dump core: {memory.ToJsonString()}");
         workload.WaitForProgress(2);
         workload.VerifyMemory(); // memhog checks every page against its checksums
+    }
+
+    /// <summary>
+    /// Asked to lock (SEALPOINT_LOCK_MEMORY=always), the streamer held every plaintext page in memory that swap can never
+    /// take (these tests run as root, which has CAP_IPC_LOCK) and could not dump core: nearly all of its resident memory
+    /// is locked, as the kernel counts it.
+    /// </summary>
+    private static void AssertMemoryLocked(System.Text.Json.Nodes.JsonNode json, string what)
+    {
+        var memory = json["memory"]!;
+        Assert.True((bool)memory["locked"]!, $"{what}: the streamer's memory was not locked: {memory.ToJsonString()}");
+        Assert.True((bool)memory["coreDumpsOff"]!, $"{what}: the streamer could still dump core: {memory.ToJsonString()}");
+        // Both proportional (PSS): shared library pages count in part. Special mappings (vDSO) are never locked.
+        long resident = (long)memory["proportionalResidentBytes"]!, locked = (long)memory["lockedBytes"]!;
+        Assert.True(resident > 0 && locked >= resident * 95 / 100,
+            $"{what}: only {locked / 1024} of {resident / 1024} KiB resident (PSS) were locked (mlockall should lock every page as it is faulted in)");
     }
 
     [Theory]
@@ -122,6 +144,10 @@ public class CriuStreamTests(CliPki pki) : IClassFixture<CliPki>
         Assert.True(restore.Succeeded, restore.Describe());
         long restorePeak = (long)SealpointCli.Json(restore)["peakRssBytes"]!;
         Assert.True(restorePeak < Bound, $"the restore streamer's peak RSS was {restorePeak / 1048576.0:F1} MiB; the bound is 64 MiB");
+        // By default memory is locked only on a node with swap (locking costs a tree restore ~10%); core dumps are always off.
+        var memory = SealpointCli.Json(restore)["memory"]!;
+        Assert.Equal(MemoryProtection.ActiveSwapDevices().Count > 0, (bool)memory["locked"]!);
+        Assert.True((bool)memory["coreDumpsOff"]!, $"restore: the streamer could still dump core: {memory.ToJsonString()}");
         workload.WaitForCounter(counter + 2);
         Assert.Equal(80, Pids.Tree(workload.Pid).Count);
     }

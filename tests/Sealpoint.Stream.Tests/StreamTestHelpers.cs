@@ -38,9 +38,15 @@ public static class SealpointCli
     /// <summary>For restores that leave a restored tree behind: output into a file instead of pipes the tree could hold.</summary>
     public static ProcessResult RunToFile(string outputFile, params string[] args) => RunProgramToFile(Path, outputFile, args);
 
-    public static ProcessResult RunProgramToFile(string program, string outputFile, params string[] args)
+    public static ProcessResult RunProgramToFile(string program, string outputFile, params string[] args) =>
+        RunProgramToFileWith(program, outputFile, new Dictionary<string, string?>(), args);
+
+    /// <summary>As <see cref="RunProgramToFile"/>, with <paramref name="environment"/> set as well.</summary>
+    public static ProcessResult RunProgramToFileWith(string program, string outputFile, IReadOnlyDictionary<string, string?> environment, params string[] args)
     {
-        var result = ProcessRunner.RunUnchecked(program, args, new RunOptions { Timeout = TimeSpan.FromMinutes(5), OutputFile = outputFile, Environment = CriuOnPath });
+        var env = new Dictionary<string, string?>(CriuOnPath);
+        foreach (var (k, v) in environment) env[k] = v;
+        var result = ProcessRunner.RunUnchecked(program, args, new RunOptions { Timeout = TimeSpan.FromMinutes(5), OutputFile = outputFile, Environment = env });
         return result with { StandardOutput = File.Exists(outputFile) ? File.ReadAllText(outputFile) : "" };
     }
 

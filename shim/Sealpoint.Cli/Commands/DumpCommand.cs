@@ -79,6 +79,7 @@ public sealed class DumpCommand : Command
             output.WriteJson(new JsonObject
             {
                 ["directory"] = Path.GetFullPath(dir), ["checkpointId"] = e.CheckpointId, ["lineageId"] = e.LineageId,
+                ["memory"] = MemoryReport.Json(),
                 ["files"] = e.Files.Count, ["plaintextBytes"] = result.Bytes, ["maxOpenImages"] = result.MaxOpenImages,
                 ["seconds"] = result.Elapsed.TotalSeconds, ["peakRssBytes"] = peak, ["processRunning"] = result.ProcessLeftRunning,
                 ["log"] = result.LogPath,

@@ -61,6 +61,7 @@ public sealed class RestoreCommand : Command
             output.WriteJson(new JsonObject
             {
                 ["directory"] = Path.GetFullPath(dir), ["checkpointId"] = result.CheckpointId, ["images"] = result.Images,
+                ["memory"] = MemoryReport.Json(),
                 ["imagesMissing"] = result.ImagesMissing, ["plaintextBytes"] = result.Bytes, ["maxOpenImages"] = result.MaxOpenImages,
                 ["seconds"] = result.Elapsed.TotalSeconds, ["verifySeconds"] = result.VerifyElapsed.TotalSeconds, ["peakRssBytes"] = peak,
                 ["log"] = result.LogPath,
