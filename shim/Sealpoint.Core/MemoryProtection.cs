@@ -42,13 +42,16 @@ public static unsafe partial class MemoryProtection
     /// <summary>The outcome of <see cref="Apply"/>, or null if this process has not applied it.</summary>
     public static Outcome? Applied => _applied;
 
-    /// <summary>Applies the protection once per process (later calls return the first outcome).</summary>
-    public static Outcome Apply()
+    /// <summary>
+    /// Applies the protection once per process (a later call returns the first outcome, except that
+    /// <paramref name="always"/> then still locks memory that was not locked: the runtime learns it from its node config).
+    /// </summary>
+    public static Outcome Apply(bool always = false)
     {
-        if (_applied is { } done) return done;
-        bool coreDumpsOff = prctl(PrSetDumpable, 0, 0, 0, 0) == 0;
+        if (_applied is { } done && (done.Locked || !always)) return done;
+        bool coreDumpsOff = _applied?.CoreDumpsOff ?? prctl(PrSetDumpable, 0, 0, 0, 0) == 0;
         string? setting = Environment.GetEnvironmentVariable(LockVariable);
-        bool always = setting == "always";
+        always |= setting == "always";
         string? settingWarning = setting is null or "" or "auto" or "always"
             ? null
             : $"{LockVariable}={setting} is neither 'auto' nor 'always'; using auto. Fix: unset it or set it to 'always'";
@@ -78,7 +81,7 @@ public static unsafe partial class MemoryProtection
     /// <summary>The warning for memory that needed locking but could not be locked.</summary>
     internal static string WarningFor(string whyNotLocked, IReadOnlyList<string> swapDevices) =>
         (swapDevices.Count == 0
-            ? $"memory could not be locked as {LockVariable}=always asks: {whyNotLocked}"
+            ? $"memory could not be locked as {LockVariable}=always or lock_memory_always asks: {whyNotLocked}"
             : $"plaintext checkpoint data and keys in this process's memory could be written to swap ({string.Join(", ", swapDevices)}): {whyNotLocked}") +
         ". Fix: run it with CAP_IPC_LOCK (root normally has it) or 'ulimit -l unlimited', or turn swap off (swapoff -a)";
 

@@ -11,12 +11,13 @@ try
 {
     if (args.Length > 0 && args[0] == "seal-pending")
     {
-        if (protection.Warning is { } sealPendingWarning) RuncLog.Warning(null, sealPendingWarning);
-        return SealPendingCommand.Run(args[1..], NodeConfig.Load());
+        var pendingConfig = NodeConfig.Load();
+        Protect(pendingConfig, null);
+        return SealPendingCommand.Run(args[1..], pendingConfig);
     }
     parsed = RuncArguments.Parse(args);
-    if (protection.Warning is { } warning) RuncLog.Warning(parsed, warning);
     var config = NodeConfig.Load();
+    Protect(config, parsed);
     return parsed.Command switch
     {
         "checkpoint" => CheckpointCommand.Run(parsed, config),
@@ -33,4 +34,11 @@ catch (Exception e) when (e is IOException or UnauthorizedAccessException)
 {
     RuncLog.Error(parsed, $"{e.Message}. Fix: check the paths and permissions named");
     return (int)ErrorKind.Io;
+}
+
+// The node config may ask to lock memory even without swap; either way a protection gap is logged with its fix.
+void Protect(NodeConfig config, RuncArguments? arguments)
+{
+    var outcome = config.LockMemoryAlways ? MemoryProtection.Apply(always: true) : protection;
+    if (outcome.Warning is { } warning) RuncLog.Warning(arguments, warning);
 }

@@ -18,6 +18,7 @@ public class NodeConfigTests
         Assert.Equal(AeadAlgorithm.Aes256Gcm, c.PagesCipher);
         Assert.Contains("io.sealpoint.recipients", c.AllowedAnnotations);
         Assert.Null(c.Identity);
+        Assert.False(c.LockMemoryAlways);
     }
 
     [Fact]
@@ -28,6 +29,7 @@ public class NodeConfigTests
             runc = "/opt/runc"
             criu = "/usr/local/sbin/criu"
             staging = "/dev/shm/x/"
+            lock_memory_always = true
             [keys]
             pki = "/p"
             identity = "/p/node/private/key.pem"
@@ -45,6 +47,7 @@ public class NodeConfigTests
         Assert.Equal("/opt/runc", c.Runc);
         Assert.Equal("/usr/local/sbin/criu", c.Criu);
         Assert.Equal("/dev/shm/x", c.Staging);
+        Assert.True(c.LockMemoryAlways);
         Assert.Equal("/p/node/private/key.pem", c.Identity);
         Assert.Equal(["a", "/certs/b.pem"], c.Recipients);
         Assert.Equal(["escrow"], c.AlwaysRecipients);
@@ -70,6 +73,7 @@ public class NodeConfigTests
     [InlineData("[policy]\nallowed_annotations = [\"io.sealpoint.identity\"]", "line 2", "not a Sealpoint annotation")]
     [InlineData("[policy]\nencrypt = false\nmandatory = true", "line 2", "contradicts")]
     [InlineData("[policy]\nmandatory = \"yes\"", "line 2", "must be a boolean")]
+    [InlineData("[runtime]\nlock_memory_always = \"always\"", "line 2", "must be a boolean")]
     public void InvalidValuesNameTheKeyAndLine(string text, string line, string fragment)
     {
         var e = Assert.ThrowsAny<SealpointException>(() => NodeConfig.Parse(text, "c.toml"));

@@ -31,6 +31,8 @@ public sealed record NodeConfig
     /// staging first (when the process may mount and /dev/fuse exists).
     /// </summary>
     public bool ServePages { get; init; } = true;
+    /// <summary>Lock the runtime's memory even on a node without swap (see MemoryProtection); by default only with swap.</summary>
+    public bool LockMemoryAlways { get; init; }
 
     // [keys]
     public string PkiRoot { get; init; } = Keys.Pki.DefaultRoot;
@@ -79,7 +81,7 @@ public sealed record NodeConfig
 
     private static readonly IReadOnlyDictionary<string, IReadOnlyDictionary<string, TomlKind>> Schema = new Dictionary<string, IReadOnlyDictionary<string, TomlKind>>
     {
-        ["runtime"] = new Dictionary<string, TomlKind> { ["runc"] = TomlKind.String, ["criu"] = TomlKind.String, ["staging"] = TomlKind.String, ["staging_huge_pages"] = TomlKind.Boolean, ["serve_pages"] = TomlKind.Boolean },
+        ["runtime"] = new Dictionary<string, TomlKind> { ["runc"] = TomlKind.String, ["criu"] = TomlKind.String, ["staging"] = TomlKind.String, ["staging_huge_pages"] = TomlKind.Boolean, ["serve_pages"] = TomlKind.Boolean, ["lock_memory_always"] = TomlKind.Boolean },
         ["keys"] = new Dictionary<string, TomlKind>
         {
             ["pki"] = TomlKind.String, ["identity"] = TomlKind.String, ["recipients"] = TomlKind.StringArray, ["always_recipients"] = TomlKind.StringArray,
@@ -127,6 +129,7 @@ public sealed record NodeConfig
         if (Get("runtime", "staging") is { } staging) config = config with { Staging = AbsolutePath(src, staging, "runtime", "staging").TrimEnd('/') };
         if (Get("runtime", "staging_huge_pages") is { } huge) config = config with { StagingHugePages = huge.Boolean };
         if (Get("runtime", "serve_pages") is { } serve) config = config with { ServePages = serve.Boolean };
+        if (Get("runtime", "lock_memory_always") is { } lockAlways) config = config with { LockMemoryAlways = lockAlways.Boolean };
         if (Get("keys", "pki") is { } pki) config = config with { PkiRoot = AbsolutePath(src, pki, "keys", "pki") };
         if (Get("keys", "identity") is { } identity)
         {
