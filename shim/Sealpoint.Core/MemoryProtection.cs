@@ -92,13 +92,16 @@ public static unsafe partial class MemoryProtection
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return ["(unknown: " + swapsFile + " unreadable)"]; }
     }
 
+    /// <summary>Plain loops, no LINQ: this runs at every start, where generic code would be JIT-compiled first.</summary>
     internal static IReadOnlyList<string> ParseSwaps(string text)
     {
         var devices = new List<string>();
-        foreach (string line in text.Split('\n').Skip(1))
+        string[] lines = text.Split('\n');
+        for (int i = 1; i < lines.Length; i++)
         {
-            string name = line.Split([' ', '\t'], 2, StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? "";
-            if (name.Length > 0) devices.Add(name);
+            string line = lines[i].Trim();
+            int end = line.IndexOfAny([' ', '\t']);
+            if (line.Length > 0) devices.Add(end < 0 ? line : line[..end]);
         }
         return devices;
     }

@@ -20,6 +20,7 @@ public class MemoryProtectionTests
             "/dev/vda2                               partition\t2097148\t\t0\t\t-2\n" +
             "/swapfile                               file\t\t1048572\t\t0\t\t-3\n");
         Assert.Equal(["/dev/vda2", "/swapfile"], devices);
+        Assert.Equal(["/dev/zram0"], MemoryProtection.ParseSwaps(NoSwap + "/dev/zram0\tpartition\t1024\t0\t100\n\n"));
     }
 
     [Fact]
