@@ -27,10 +27,12 @@ public class CriuProcessTests
         using var criu = CriuProcess.Start(fake, [], dir.File("log"));
         int stopped = WaitForPid(dir.File("stopped")), forking = WaitForPid(dir.File("forking"));
         Assert.True(WaitUntil(() => State(stopped) == 'T'), "the probe-like child never stopped itself");
+        // The forking shell starts its sleep a moment after it has written its pid: wait for it rather than race it.
+        Assert.True(WaitUntil(() => CriuProcess.Descendants(criu.Pid).Count >= 3),
+            $"expected the stopped child, the forking one and its sleep, found {CriuProcess.Descendants(criu.Pid).Count}");
         var tree = CriuProcess.Descendants(criu.Pid);
         Assert.Contains(stopped, tree);
         Assert.Contains(forking, tree);
-        Assert.True(tree.Count >= 3, $"expected the stopped child, the forking one and its sleep, found {tree.Count}");
 
         criu.KillTree();
         Assert.True(criu.WaitForExit(5000), "CRIU's stand-in survived KillTree");
