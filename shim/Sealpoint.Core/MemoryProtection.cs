@@ -8,7 +8,7 @@ namespace Sealpoint.Core;
 /// on a node with swap the kernel could write them to the swap device, and a crash could write them into a core file,
 /// both persistent disk. Staging tmpfs is mounted <c>noswap</c> for the same reason.
 ///
-/// <see cref="Apply"/>, first thing in both programs:
+/// <see cref="Apply"/>, in both programs before anything holds a key or plaintext:
 /// <list type="bullet">
 /// <item>core dumps off (<c>prctl(PR_SET_DUMPABLE, 0)</c>: no core file, no ptrace or /proc/PID/mem by other users);</item>
 /// <item>when a swap device is active (or <c>SEALPOINT_LOCK_MEMORY=always</c>), every page locked in RAM as it is
@@ -42,14 +42,12 @@ public static unsafe partial class MemoryProtection
     /// <summary>The outcome of <see cref="Apply"/>, or null if this process has not applied it.</summary>
     public static Outcome? Applied => _applied;
 
-    /// <summary>
-    /// Applies the protection once per process (a later call returns the first outcome, except that
-    /// <paramref name="always"/> then still locks memory that was not locked: the runtime learns it from its node config).
-    /// </summary>
+    /// <summary>Applies the protection once per process (a later call returns the first outcome).</summary>
+    /// <param name="always">Lock even without swap (the runtime's node config, <c>lock_memory_always</c>).</param>
     public static Outcome Apply(bool always = false)
     {
-        if (_applied is { } done && (done.Locked || !always)) return done;
-        bool coreDumpsOff = _applied?.CoreDumpsOff ?? prctl(PrSetDumpable, 0, 0, 0, 0) == 0;
+        if (_applied is { } done) return done;
+        bool coreDumpsOff = prctl(PrSetDumpable, 0, 0, 0, 0) == 0;
         string? setting = Environment.GetEnvironmentVariable(LockVariable);
         always |= setting == "always";
         string? settingWarning = setting is null or "" or "auto" or "always"
@@ -105,24 +103,6 @@ public static unsafe partial class MemoryProtection
         }
         return devices;
     }
-
-    /// <summary>
-    /// This process's proportional resident memory, and how much of it is locked (/proc/self/smaps_rollup "Pss" and
-    /// "Locked", which the kernel also counts proportionally: a shared library page counts in part): for reports and tests.
-    /// </summary>
-    public static (long Proportional, long Locked) ResidentAndLockedBytes()
-    {
-        long proportional = -1, locked = -1;
-        foreach (string line in File.ReadLines("/proc/self/smaps_rollup"))
-        {
-            if (line.StartsWith("Pss:", StringComparison.Ordinal)) proportional = Kilobytes(line) * 1024;
-            else if (line.StartsWith("Locked:", StringComparison.Ordinal)) locked = Kilobytes(line) * 1024;
-        }
-        return (proportional, locked);
-    }
-
-    private static long Kilobytes(string line) =>
-        long.Parse(line.AsSpan(line.IndexOf(':') + 1).Trim().TrimEnd("kB").Trim(), System.Globalization.CultureInfo.InvariantCulture);
 
     private static bool MemlockLimitIsUnlimited()
     {

@@ -5,8 +5,6 @@ using Sealpoint.Runtime;
 // sealpoint-runc-core: started by the sealpoint-runc launcher for `checkpoint` and `restore` (every other runc
 // command never reaches .NET), or directly for `seal-pending` (recovery after a failed seal).
 RuncArguments? parsed = null;
-// Before anything holds a key or plaintext: out of swap and core dumps (MemoryProtection says why).
-var protection = MemoryProtection.Apply();
 try
 {
     if (args.Length > 0 && args[0] == "seal-pending")
@@ -36,9 +34,9 @@ catch (Exception e) when (e is IOException or UnauthorizedAccessException)
     return (int)ErrorKind.Io;
 }
 
-// The node config may ask to lock memory even without swap; either way a protection gap is logged with its fix.
-void Protect(NodeConfig config, RuncArguments? arguments)
+// Once the node config is read (it may ask to lock even without swap) and before anything holds a key or plaintext:
+// out of swap and core dumps (MemoryProtection says why); a protection gap is logged with its fix.
+static void Protect(NodeConfig config, RuncArguments? arguments)
 {
-    var outcome = config.LockMemoryAlways ? MemoryProtection.Apply(always: true) : protection;
-    if (outcome.Warning is { } warning) RuncLog.Warning(arguments, warning);
+    if (MemoryProtection.Apply(config.LockMemoryAlways).Warning is { } warning) RuncLog.Warning(arguments, warning);
 }

@@ -58,7 +58,7 @@ public class MemoryProtectionTests
     [Fact]
     public void Resident_and_locked_memory_come_from_the_kernel()
     {
-        var (resident, locked) = MemoryProtection.ResidentAndLockedBytes(); // this test host applied nothing
+        var (resident, locked) = Sealpoint.Core.Streaming.ProcessMemory.ProportionalAndLockedBytes(); // this test host applied nothing
         Assert.True(resident > 1 << 20, $"resident {resident}");
         Assert.InRange(locked, 0, resident);
     }

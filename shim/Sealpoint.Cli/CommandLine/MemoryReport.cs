@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Sealpoint.Core;
+using Sealpoint.Core.Streaming;
 
 namespace Sealpoint.Cli.CommandLine;
 
@@ -9,7 +10,7 @@ public static class MemoryReport
     public static JsonObject Json()
     {
         var protection = MemoryProtection.Applied; // null when not run through Main (in-process tests)
-        var (proportional, locked) = MemoryProtection.ResidentAndLockedBytes();
+        var (proportional, locked) = ProcessMemory.ProportionalAndLockedBytes();
         return new JsonObject
         {
             ["locked"] = protection?.Locked ?? false, ["coreDumpsOff"] = protection?.CoreDumpsOff ?? false,

@@ -1,20 +1,34 @@
 namespace Sealpoint.Core.Streaming;
 
-/// <summary>This process's memory as the kernel counts it (/proc/self/status).</summary>
+/// <summary>This process's memory as the kernel counts it (/proc/self/status, /proc/self/smaps_rollup).</summary>
 public static class ProcessMemory
 {
     /// <summary>Peak resident set size (VmHWM) in bytes: what the streamer's memory bound is measured against.</summary>
-    public static long PeakRssBytes() => Read("VmHWM:");
+    public static long PeakRssBytes() => Read("/proc/self/status", "VmHWM:")[0];
 
     /// <summary>Current resident set size (VmRSS) in bytes.</summary>
-    public static long RssBytes() => Read("VmRSS:");
+    public static long RssBytes() => Read("/proc/self/status", "VmRSS:")[0];
 
-    private static long Read(string field)
+    /// <summary>
+    /// Proportional resident bytes (Pss), and how many of them are locked in RAM ("Locked", which the kernel also
+    /// counts proportionally: a shared library page counts in part). One pass: the kernel walks every mapping for it.
+    /// </summary>
+    public static (long Proportional, long Locked) ProportionalAndLockedBytes()
     {
-        foreach (var line in File.ReadLines("/proc/self/status"))
-            if (line.StartsWith(field, StringComparison.Ordinal))
-                return long.Parse(line[field.Length..].Trim().Split(' ')[0]) * 1024;
-        return -1;
+        var values = Read("/proc/self/smaps_rollup", "Pss:", "Locked:");
+        return (values[0], values[1]);
+    }
+
+    /// <summary>The "Name:   N kB" fields of a /proc file, in bytes (-1 for a field it lacks).</summary>
+    private static long[] Read(string file, params string[] fields)
+    {
+        long[] values = new long[fields.Length];
+        Array.Fill(values, -1);
+        foreach (var line in File.ReadLines(file))
+            for (int i = 0; i < fields.Length; i++)
+                if (line.StartsWith(fields[i], StringComparison.Ordinal))
+                    values[i] = long.Parse(line[fields[i].Length..].Trim().Split(' ')[0]) * 1024;
+        return values;
     }
 }
 
