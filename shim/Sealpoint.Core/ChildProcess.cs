@@ -136,7 +136,9 @@ public sealed unsafe partial class ChildProcess : IDisposable
         var text = new MemoryStream();
         Span<byte> buffer = stackalloc byte[4096];
         int n;
-        while ((n = pipe.ReadSome(buffer, null, -1, what)) > 0) text.Write(buffer[..n]);
+        // Not CRIU's stream: the generic fix would point at CRIU's log.
+        while ((n = pipe.ReadSome(buffer, null, -1, what, "run the command by hand to see its output, and check the system's process and file limits")) > 0)
+            text.Write(buffer[..n]);
         return Encoding.UTF8.GetString(text.GetBuffer(), 0, (int)text.Length);
     }
 

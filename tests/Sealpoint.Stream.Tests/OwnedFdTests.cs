@@ -53,4 +53,20 @@ public class OwnedFdTests
             await canceller;
         }
     }
+
+    [Fact]
+    public void A_read_that_times_out_names_the_callers_fix_or_else_CRIUs_log()
+    {
+        var (read, write) = OwnedFd.CreatePipe();
+        using (read)
+        using (write)
+        {
+            var buffer = new byte[1];
+            var own = Assert.Throws<Sealpoint.Core.SealpointException>(() => read.ReadSome(buffer, null, 20, "the stdout of runc", "run runc by hand"));
+            Assert.Contains("the stdout of runc", own.Message);
+            Assert.Equal("run runc by hand", own.Fix);
+            var criu = Assert.Throws<Sealpoint.Core.SealpointException>(() => read.ReadSome(buffer, null, 20, "image 'pages-1.img'"));
+            Assert.Contains("CRIU's log", criu.Fix);
+        }
+    }
 }

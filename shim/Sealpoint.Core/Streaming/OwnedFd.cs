@@ -77,20 +77,23 @@ public sealed unsafe class OwnedFd : IDisposable
         }
     }
 
-    /// <summary>Reads what is available (at least one byte), or 0 at end of file.</summary>
-    public int ReadSome(Span<byte> buffer, PollCancellation? cancel, int timeoutMs, string what)
+    /// <summary>
+    /// Reads what is available (at least one byte), or 0 at end of file. A failure's fix is <paramref name="fix"/>, by
+    /// default CRIU's log (the streams this reads are mostly CRIU's).
+    /// </summary>
+    public int ReadSome(Span<byte> buffer, PollCancellation? cancel, int timeoutMs, string what, string? fix = null)
     {
         while (true)
         {
             if (!Wait(Posix.POLLIN, cancel, timeoutMs))
                 throw new SealpointException(ErrorKind.External, $"timed out after {timeoutMs / 1000.0:0.#} s waiting for {what}",
-                    "CRIU stopped sending; see CRIU's log in the work directory");
+                    fix ?? "CRIU stopped sending; see CRIU's log in the work directory");
             nint n;
             fixed (byte* p = buffer) n = Posix.Read(Fd, p, (nuint)buffer.Length);
             if (n >= 0) return (int)n;
             int errno = Posix.Errno;
             if (errno is Posix.EINTR or Posix.EAGAIN) continue;
-            throw new SealpointException(ErrorKind.Io, $"reading {what} failed: {Posix.ErrorText(errno)}", "see CRIU's log in the work directory");
+            throw new SealpointException(ErrorKind.Io, $"reading {what} failed: {Posix.ErrorText(errno)}", fix ?? "see CRIU's log in the work directory");
         }
     }
 
