@@ -8,6 +8,9 @@
 #                                        Sealpoint build, test workloads, busybox test image
 #   bash packaging/install.sh --no-build system parts only (no dotnet publish, no workloads,
 #                                        no test image)
+#   bash packaging/install.sh --system-openssl
+#                                        no private OpenSSL build: Sealpoint then uses the
+#                                        system's OpenSSL 3.0 (AES-GCM about half as fast)
 #
 # What lands where: see packaging/README.md.
 set -euo pipefail
@@ -15,6 +18,7 @@ set -euo pipefail
 readonly PREFIX=/opt/sealpoint
 readonly CRIU_PREFIX=$PREFIX/criu
 readonly CRIU_LAUNCHER=/usr/local/sbin/criu
+readonly OPENSSL_PREFIX=$PREFIX/openssl
 readonly BIN_DIR=$PREFIX/bin
 readonly WORKLOAD_DIR=$PREFIX/workloads
 readonly TESTDATA_DIR=$PREFIX/testdata
@@ -27,10 +31,11 @@ readonly PODMAN_DROPIN=/etc/containers/containers.conf.d/50-sealpoint.conf
 # System packages. Why the less obvious ones: uidmap/fuse-overlayfs/slirp4netns/catatonit are
 # podman's recommends (installed without the rest of the recommends, which would pull systemd);
 # iptables and iproute2 are run by CRIU when it dumps a network namespace; apache2-utils gives
-# htpasswd -B (the registry's htpasswd auth accepts only bcrypt); psmisc/procps for debugging.
+# htpasswd -B (the registry's htpasswd auth accepts only bcrypt); psmisc/procps for debugging;
+# make/perl/dpkg-dev build the private OpenSSL from Debian's source package.
 readonly APT_PACKAGES=(
     runc podman skopeo buildah containerd docker-registry busybox-static
-    openssl gnupg age zstd gcc libc6-dev
+    openssl gnupg age zstd gcc libc6-dev make perl dpkg-dev
     uidmap fuse-overlayfs slirp4netns catatonit iptables iproute2 apache2-utils
     ca-certificates tar procps psmisc
 )
@@ -47,6 +52,7 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO_ROOT
 DO_BUILD=1
 REINSTALL_CRIU=0
+SYSTEM_OPENSSL=0
 START_TIME=$SECONDS
 CLEANUP=()
 cleanup() { [[ ${#CLEANUP[@]} -eq 0 ]] || rm -rf "${CLEANUP[@]}"; }
@@ -54,11 +60,14 @@ trap cleanup EXIT
 
 usage() {
     cat <<EOF
-usage: bash packaging/install.sh [--no-build] [--reinstall-criu] [--help]
+usage: bash packaging/install.sh [--no-build] [--reinstall-criu] [--system-openssl] [--help]
 
 Installs Sealpoint and its test dependencies on Debian 12 (run as root).
-  --no-build        only system parts: apt packages, private CRIU 4.x, podman configuration
+  --no-build        only system parts: apt packages, private CRIU 4.x, private OpenSSL 3.5,
+                    podman configuration
   --reinstall-criu  download and unpack CRIU again even if $CRIU_PREFIX looks complete
+  --system-openssl  do not build OpenSSL 3.5 into $OPENSSL_PREFIX (and remove it if there):
+                    Sealpoint then uses the system's OpenSSL 3.0, whose AES-GCM is about half as fast
   --help            this text
 EOF
 }
@@ -67,6 +76,7 @@ for arg in "$@"; do
     case $arg in
         --no-build) DO_BUILD=0 ;;
         --reinstall-criu) REINSTALL_CRIU=1 ;;
+        --system-openssl) SYSTEM_OPENSSL=1 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "install.sh: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
     esac
@@ -173,10 +183,18 @@ write_trixie_source() {
     [[ -n $uris ]] || fail "no Debian bookworm apt source found to derive the trixie source from" \
         "add the Debian bookworm main archive to /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list"
     [[ -n $signed ]] || signed=/usr/share/keyrings/debian-archive-keyring.gpg
+    # The security archive too, as source only: the private OpenSSL is built from trixie's newest source, fixes
+    # included. Derived from the bookworm-security stanza when there is one.
+    local security=""
+    if [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
+        security=$(awk 'BEGIN{RS=""} /(^|\n)Suites:[^\n]*[ \t]bookworm-security([ \t\n]|$)/ {print; exit}' \
+            /etc/apt/sources.list.d/debian.sources | sed -n 's/^URIs:[[:space:]]*//p' | head -n1)
+    fi
     local want
-    want=$(printf 'Types: deb\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: %s\n' "$uris" "$signed")
+    want=$(printf 'Types: deb deb-src\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: %s\n' "$uris" "$signed")
+    [[ -z $security ]] || want+=$(printf '\n\nTypes: deb-src\nURIs: %s\nSuites: trixie-security\nComponents: main\nSigned-By: %s\n' "$security" "$signed")
     if [[ ! -f $TRIXIE_SOURCES || $(grep -v '^#' "$TRIXIE_SOURCES") != "$want" ]]; then
-        printf '# Added by Sealpoint install.sh: only for downloading CRIU 4.x (pinned low, see %s)\n%s\n' \
+        printf '# Added by Sealpoint install.sh: only for downloading CRIU 4.x and the OpenSSL source (pinned low, see %s)\n%s\n' \
             "$TRIXIE_PIN" "$want" >"$TRIXIE_SOURCES"
         APT_UPDATED=0
         info "wrote $TRIXIE_SOURCES (from the bookworm source $uris)"
@@ -186,7 +204,7 @@ write_trixie_source() {
 Pin: release n=trixie
 Pin-Priority: 100'
     if [[ ! -f $TRIXIE_PIN || $(grep -v '^#' "$TRIXIE_PIN") != "$pin" ]]; then
-        printf '# Added by Sealpoint install.sh: trixie is only for the private CRIU download\n%s\n' "$pin" >"$TRIXIE_PIN"
+        printf '# Added by Sealpoint install.sh: trixie is only for the private CRIU and OpenSSL downloads\n%s\n' "$pin" >"$TRIXIE_PIN"
         APT_UPDATED=0
         info "wrote $TRIXIE_PIN"
     fi
@@ -276,6 +294,91 @@ install_criu() {
     info "criu check: Looks good ($(grep -c -i warn <<<"$out" || true) warnings)"
 }
 
+# --- OpenSSL 3.5 for Sealpoint, private -------------------------------------------------------------
+
+# Debian 12's OpenSSL 3.0 has no AES-GCM code for VAES/AVX-512; 3.5's seals a 4 KiB page about twice as fast
+# (docs/benchmarks.md). Trixie's binary package needs trixie's libc, so its source is built here against the
+# system's, with Debian's patches, and only libcrypto/libssl are kept. Sealpoint's programs load them by path at
+# start (Sealpoint.Core/Crypto/OpenSslLibrary.cs); nothing else on the machine sees them. The configuration and
+# trusted certificates stay the system's (--openssldir=/usr/lib/ssl). Running install.sh again rebuilds it when
+# trixie or trixie-security has a newer source.
+
+# The trixie source versions of openssl apt knows, newest first (sort -V orders '~' first, as dpkg does).
+openssl_source_versions() {
+    apt-cache madison openssl 2>/dev/null | awk -F'|' '$3 ~ /trixie/ && $3 ~ /Sources/ {gsub(/ /, "", $2); print $2}' | sort -urV
+}
+
+# The loader must resolve both libraries against this system's libc, libssl against this libcrypto (the programs
+# load libcrypto first, by path). ld.so --list exits 0 even when a symbol version is missing: its text is checked.
+check_openssl_libraries() {
+    local dir=$1 lib listing
+    for lib in libcrypto.so.3 libssl.so.3; do
+        listing=$(/lib64/ld-linux-x86-64.so.2 --library-path "$dir" --list "$dir/$lib" 2>&1) \
+            || fail "the system loader cannot load $dir/$lib: $listing" "run install.sh again; to do without it: install.sh --system-openssl"
+        ! grep -q 'not found' <<<"$listing" \
+            || fail "$dir/$lib needs what this system lacks: $(grep 'not found' <<<"$listing" | tr '\n' ' ')" \
+                "run install.sh again; to do without it: install.sh --system-openssl"
+    done
+}
+
+install_openssl() {
+    step "OpenSSL 3.5 for Sealpoint (private build of Debian trixie's source in $OPENSSL_PREFIX)"
+    if [[ $SYSTEM_OPENSSL -eq 1 ]]; then
+        rm -rf "$OPENSSL_PREFIX"
+        info "--system-openssl: none built; Sealpoint uses the system's OpenSSL $(openssl version | awk '{print $2}')"
+        return 0
+    fi
+    local stamp=$OPENSSL_PREFIX/.sealpoint-installed versions installed=""
+    versions=$(openssl_source_versions)
+    if [[ -z $versions ]]; then
+        apt_update
+        versions=$(openssl_source_versions)
+    fi
+    [[ -n $versions ]] || fail "apt knows no trixie source package of openssl" \
+        "check the deb-src entries in $TRIXIE_SOURCES and run apt-get update; to do without it: install.sh --system-openssl"
+    [[ -f $stamp && -f $OPENSSL_PREFIX/lib/libssl.so.3 ]] && installed=$(sed -n 's/^openssl //p' "$stamp" | head -n1)
+    local work; work=$(mktemp -d /tmp/sealpoint-openssl.XXXXXX)
+    CLEANUP+=("$work")
+    id _apt >/dev/null 2>&1 && chown _apt "$work"
+    # Newest first; a version whose files the mirror lacks (an index ahead of its pool) gives way to the next.
+    # apt checks the source files against the signed archive index, and dpkg-source applies Debian's patches.
+    local version="" v newest; newest=$(head -n1 <<<"$versions")
+    for v in $versions; do
+        if [[ $v == "$installed" ]]; then
+            check_openssl_libraries "$OPENSSL_PREFIX/lib"
+            info "OpenSSL $v already built ($(sed -n 2p "$stamp")), skipping the build"
+            [[ $v == "$newest" ]] || info "WARNING: trixie lists openssl $newest, whose source could not be downloaded; run install.sh again later"
+            return 0
+        fi
+        info "downloading and unpacking the openssl $v source"
+        if (cd "$work" && apt-get source -q "openssl=$v" >"$work/source.log" 2>&1); then version=$v; break; fi
+        info "openssl $v: $(grep -m1 -E '^(E|W):' "$work/source.log" || tail -n1 "$work/source.log")"
+        find "$work" -mindepth 1 -delete
+    done
+    [[ -n $version ]] || fail "apt-get source of openssl (tried: $(tr '\n' ' ' <<<"$versions"))" \
+        "check the deb-src entries in $TRIXIE_SOURCES and the network; to do without it: install.sh --system-openssl"
+    [[ $version == "$newest" ]] || info "WARNING: building openssl $version, not trixie's newest $newest (its source could not be downloaded)"
+    local src; src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'openssl-*' | head -n1)
+    [[ -n $src && -x $src/Configure ]] || fail "the openssl source did not unpack in $work" "install dpkg-dev, then run install.sh again"
+    local log=/var/log/sealpoint-openssl-build.log
+    info "building libcrypto and libssl (about 2 minutes on 2 cores; log $log)"
+    # Only what Sealpoint's programs (and .NET's OpenSSL shim) use: no apps, docs, tests, engines, or legacy provider.
+    (cd "$src" && ./Configure linux-x86_64 --prefix="$OPENSSL_PREFIX" --libdir=lib --openssldir=/usr/lib/ssl \
+        shared no-tests no-docs no-apps no-legacy no-engine no-module && make -j"$(nproc)" build_libs) >"$log" 2>&1 \
+        || fail "building OpenSSL $version (last lines: $(tail -n 3 "$log" | tr '\n' ' '))" \
+            "read $log; to do without it: install.sh --system-openssl"
+    local staging=$OPENSSL_PREFIX.new
+    rm -rf "$staging"; mkdir -p "$staging/lib"
+    install -m 644 "$src/libcrypto.so.3" "$src/libssl.so.3" "$staging/lib/"
+    check_openssl_libraries "$staging/lib"
+    printf 'openssl %s\nbuilt from Debian trixie source %s\n' "$version" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$staging/.sealpoint-installed"
+    rm -rf "$OPENSSL_PREFIX.old"
+    [[ -d $OPENSSL_PREFIX ]] && mv "$OPENSSL_PREFIX" "$OPENSSL_PREFIX.old"
+    mv "$staging" "$OPENSSL_PREFIX"
+    rm -rf "$OPENSSL_PREFIX.old"
+    info "built OpenSSL $version into $OPENSSL_PREFIX/lib"
+}
+
 # --- podman -------------------------------------------------------------------------------------------
 
 configure_podman() {
@@ -330,6 +433,14 @@ build_sealpoint() {
         fi
     done
     info "installed: $(cd "$BIN_DIR" && ls sealpoint sealpoint-runc sealpoint-runc-core sealpoint-hook 2>/dev/null | tr '\n' ' ')"
+    # The programs must run on the private OpenSSL when it is installed (OpenSslLibrary loads it; a failure warns).
+    local reported
+    reported=$("$BIN_DIR/sealpoint" --version 2>&1) || fail "$BIN_DIR/sealpoint --version: $reported" "read the message above"
+    if [[ -f $OPENSSL_PREFIX/.sealpoint-installed && $reported != *"private build in $OPENSSL_PREFIX/lib"* ]]; then
+        fail "sealpoint does not use the private OpenSSL in $OPENSSL_PREFIX: $reported" \
+            "read the warning above; run install.sh again, or install.sh --system-openssl to do without it"
+    fi
+    info "$reported"
 
     local hooks=("$REPO_ROOT"/hooks/hooks.d/*.json)
     if [[ -e ${hooks[0]} ]]; then
@@ -407,6 +518,7 @@ prepare_test_image() {
 summary() {
     step "Done in $((SECONDS - START_TIME)) s"
     info "criu:      $CRIU_LAUNCHER -> $CRIU_PREFIX ($("$CRIU_LAUNCHER" --version | head -n1))"
+    info "openssl:   $([[ -f $OPENSSL_PREFIX/.sealpoint-installed ]] && echo "$OPENSSL_PREFIX ($(head -n1 "$OPENSSL_PREFIX/.sealpoint-installed"))" || echo "the system's ($(openssl version | awk '{print $2}'))")"
     info "runc:      $(command -v runc) ($(runc --version | head -n1))"
     info "podman:    $(command -v podman), drop-in $PODMAN_DROPIN"
     if [[ $DO_BUILD -eq 1 ]]; then
@@ -420,6 +532,7 @@ main() {
     check_machine
     install_packages
     install_criu
+    install_openssl
     configure_podman
     if [[ $DO_BUILD -eq 1 ]]; then
         build_sealpoint

@@ -1,5 +1,6 @@
 using Sealpoint.Core;
 using Sealpoint.Core.Config;
+using Sealpoint.Core.Crypto;
 using Sealpoint.Hook;
 
 // sealpoint-hook STAGE: the OCI hook of hooks.d/*.json. The container state arrives on stdin.
@@ -9,6 +10,8 @@ using Sealpoint.Hook;
 string stage = args.Length == 1 ? args[0] : "";
 try
 {
+    // Before the first use of cryptography (certificates): the same OpenSSL as the runtime's (OpenSslLibrary says why).
+    if (OpenSslLibrary.Select().Warning is { } opensslWarning) Console.Error.WriteLine($"sealpoint-hook: warning: {opensslWarning}");
     if (stage is not ("createRuntime" or "prestart" or "poststop"))
         throw new SealpointException(ErrorKind.Usage, $"unknown hook stage '{NodeConfig.Printable(string.Join(' ', args))}'",
             "run it as 'sealpoint-hook createRuntime' or 'sealpoint-hook poststop' (see hooks/hooks.d)");

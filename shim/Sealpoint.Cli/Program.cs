@@ -1,6 +1,7 @@
 using Sealpoint.Cli.CommandLine;
 using Sealpoint.Cli.Commands;
 using Sealpoint.Core;
+using Sealpoint.Core.Crypto;
 
 namespace Sealpoint.Cli;
 
@@ -24,6 +25,8 @@ public static class Program
 
     public static int Main(string[] args)
     {
+        // Before the first use of cryptography: the private OpenSSL, if installed (OpenSslLibrary says why).
+        if (OpenSslLibrary.Select().Warning is { } opensslWarning) Console.Error.WriteLine($"sealpoint: warning: {opensslWarning}");
         // Before anything holds a key or plaintext: out of swap and core dumps (MemoryProtection says why).
         if (MemoryProtection.Apply().Warning is { } warning) Console.Error.WriteLine($"sealpoint: warning: {warning}");
         return Run(args, Console.Out, Console.Error);
@@ -38,7 +41,7 @@ public static class Program
         }
         if (args[0] is "--version" or "version")
         {
-            stdout.WriteLine($"sealpoint {typeof(Program).Assembly.GetName().Version?.ToString(3)} (sealed format v{Core.Format.Envelope.CurrentVersion})");
+            stdout.WriteLine($"sealpoint {typeof(Program).Assembly.GetName().Version?.ToString(3)} (sealed format v{Core.Format.Envelope.CurrentVersion}, {OpenSslLibrary.Describe()})");
             return 0;
         }
         var command = Find(args, out int words);

@@ -1,5 +1,6 @@
 using Sealpoint.Core;
 using Sealpoint.Core.Config;
+using Sealpoint.Core.Crypto;
 using Sealpoint.Runtime;
 
 // sealpoint-runc-core: started by the sealpoint-runc launcher for `checkpoint` and `restore` (every other runc
@@ -7,6 +8,9 @@ using Sealpoint.Runtime;
 RuncArguments? parsed = null;
 try
 {
+    // Before the first use of cryptography: the private OpenSSL, if installed (OpenSslLibrary says why; Protect logs
+    // its warning once the arguments name runc's log).
+    OpenSslLibrary.Select();
     if (args.Length > 0 && args[0] == "seal-pending")
     {
         var pendingConfig = NodeConfig.Load();
@@ -38,5 +42,6 @@ catch (Exception e) when (e is IOException or UnauthorizedAccessException)
 // out of swap and core dumps (MemoryProtection says why); a protection gap is logged with its fix.
 static void Protect(NodeConfig config, RuncArguments? arguments)
 {
+    if (OpenSslLibrary.Select().Warning is { } opensslWarning) RuncLog.Warning(arguments, opensslWarning);
     if (MemoryProtection.Apply(config.LockMemoryAlways).Warning is { } warning) RuncLog.Warning(arguments, warning);
 }

@@ -8,6 +8,8 @@ using Sealpoint.TestSupport;
 
 // sealpoint-bench: see BenchOptions.Usage. Exit codes: 0 report written (targets may be unmet: that is a finding,
 // not a failure), 1 the benchmark itself failed, 2 usage.
+// The in-process parts (the core section's sealing) run on the same OpenSSL as the programs.
+if (Sealpoint.Core.Crypto.OpenSslLibrary.Select().Warning is { } opensslWarning) Console.Error.WriteLine($"sealpoint-bench: warning: {opensslWarning}");
 BenchOptions options;
 try { options = BenchOptions.Parse(args); }
 catch (HelpRequested) { Console.Write(BenchOptions.Usage); return 0; }
@@ -49,7 +51,7 @@ try
     string logs = scratch.NewDir("criu-logs");
 
     // Contenders per family; an unavailable one is a reported skip, never a silent gap.
-    var programs = options.Programs == "build" ? Programs.FromBuild() : Programs.Publish(scratch.NewDir("programs"));
+    var programs = (options.Programs == "build" ? Programs.FromBuild() : Programs.Publish(scratch.NewDir("programs"))).WithOpenSsl();
     SealpointSetup.Cli = programs.Cli;
     Console.WriteLine($"programs: {programs.Description}");
     string? runtime = programs.RuntimeLauncher, runtimeMissing = programs.RuntimeMissing;

@@ -23,6 +23,14 @@ public sealed class SealpointCli : IDisposable
 
     public ProcessResult Run(params string[] args) => ProcessRunner.Run(Program, args, Options([0]));
 
+    /// <summary>Runs with more environment variables (e.g. SEALPOINT_OPENSSL_DIR); exit code 0 required.</summary>
+    public ProcessResult RunWith(IReadOnlyDictionary<string, string?> environment, params string[] args)
+    {
+        var merged = new Dictionary<string, string?>(Options([0]).Environment!);
+        foreach (var (name, value) in environment) merged[name] = value;
+        return ProcessRunner.Run(Program, args, Options([0]) with { Environment = merged });
+    }
+
     /// <summary>Runs and accepts any exit code; the caller asserts on it.</summary>
     public ProcessResult Try(params string[] args) => ProcessRunner.RunUnchecked(Program, args, Options(null));
 

@@ -51,7 +51,7 @@ public static class ReportWriter
         md.AppendLine("| | |").AppendLine("|---|---|");
         md.AppendLine($"| CPU | {m.Cpu} |").AppendLine($"| Cores | {m.Cores} |").AppendLine($"| Memory | {Format.Bytes(m.MemoryBytes)} |");
         md.AppendLine($"| Kernel | {m.Kernel} |").AppendLine($"| Guest memory | {m.MemoryReporting} |").AppendLine($"| OS | {m.Os} |").AppendLine($"| CRIU | {m.Criu} |").AppendLine($"| runc | {m.Runc} |");
-        md.AppendLine($"| .NET | {m.DotNet} |").AppendLine($"| openssl | {m.OpenSsl} |").AppendLine($"| gpg | {m.Gpg} |").AppendLine($"| age | {m.Age} |");
+        md.AppendLine($"| .NET | {m.DotNet} |").AppendLine($"| openssl (the baselines') | {m.OpenSsl} |").AppendLine($"| gpg | {m.Gpg} |").AppendLine($"| age | {m.Age} |");
         md.AppendLine($"| Dumps written to | {m.WorkDir} ({m.WorkDirFileSystem}) |");
         md.AppendLine($"| Sealpoint programs | {run.Programs} |").AppendLine();
         md.AppendLine("How to read: every time is the **median** of the counted repetitions, with the spread as min–max; a warm-up");

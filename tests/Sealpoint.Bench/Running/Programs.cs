@@ -38,4 +38,13 @@ public sealed record Programs(string Cli, string? RuntimeLauncher, string? Runti
             throw new InvalidOperationException($"packaging/publish.sh produced no {cli} or {launcher}");
         return new Programs(cli, launcher, null, "published from this source by packaging/publish.sh, as packaging/install.sh installs them (CLI framework-dependent ReadyToRun, runtime self-contained composite ReadyToRun, tiered compilation off)");
     }
+
+    /// <summary>Adds the OpenSSL the programs run on, as `sealpoint --version` reports it (the baselines' `openssl`
+    /// is the machine's own, in the report's machine table).</summary>
+    public Programs WithOpenSsl()
+    {
+        string text = ProcessRunner.Run(Cli, ["--version"]).StandardOutput.Trim();
+        int at = text.IndexOf("OpenSSL ", StringComparison.Ordinal);
+        return this with { Description = $"{Description}; cryptography on {(at >= 0 ? text[at..^1] : $"an OpenSSL `{Cli} --version` does not name")}" };
+    }
 }
