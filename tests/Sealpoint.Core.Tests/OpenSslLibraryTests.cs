@@ -82,16 +82,31 @@ public class OpenSslLibraryTests
     }
 
     [Fact]
-    public void A_private_build_that_fails_to_load_warns_with_the_loaders_reason_and_the_fix()
+    public void A_private_libcrypto_that_fails_to_load_leaves_the_system_library_and_warns_with_the_reason_and_the_fix()
+    {
+        using var dir = new TempDir();
+        string lib = PrivateBuild(dir);
+        var loader = new Loader(failOn: OpenSslLibrary.Crypto);
+        var selection = OpenSslLibrary.Select(null, lib, loader.Load);
+        Assert.Null(selection.Directory);
+        Assert.Contains(lib, selection.Warning);
+        Assert.Contains("cannot open shared object file", selection.Warning);
+        Assert.Contains("using the system's", selection.Warning);
+        Assert.Contains("install.sh", selection.Warning);
+        Assert.Contains($"{OpenSslLibrary.DirectoryVariable}=system", selection.Warning);
+        Assert.Empty(loader.Loaded); // libssl is not tried without its libcrypto
+    }
+
+    [Fact]
+    public void A_private_libssl_that_fails_to_load_says_the_process_runs_on_a_mix()
     {
         using var dir = new TempDir();
         string lib = PrivateBuild(dir);
         var selection = OpenSslLibrary.Select(null, lib, new Loader(failOn: OpenSslLibrary.Ssl).Load);
-        Assert.Null(selection.Directory);
-        Assert.Contains(lib, selection.Warning);
+        Assert.Equal(lib, selection.Directory); // the private libcrypto stays loaded: it is what the process runs on
+        Assert.Contains($"private {OpenSslLibrary.Crypto} with the system's {OpenSslLibrary.Ssl}", selection.Warning);
         Assert.Contains("cannot open shared object file", selection.Warning);
         Assert.Contains("install.sh", selection.Warning);
-        Assert.Contains($"{OpenSslLibrary.DirectoryVariable}=system", selection.Warning);
     }
 
     [Fact]

@@ -51,13 +51,16 @@ public static class OpenSslLibrary
                                       $"Fix: point {DirectoryVariable} at the directory holding both, or set it to 'system'")
                 : new Selection(null, null);
         }
+        const string fix = "Fix: run packaging/install.sh again to rebuild it, or set " + DirectoryVariable + "=system";
         // libcrypto first: libssl needs it by soname, and must get this one, not the system's.
-        string? failure = load(crypto) ?? load(ssl);
-        return failure is null
-            ? new Selection(directory, null)
-            : new Selection(null, $"the private OpenSSL in {directory} could not be loaded ({failure}); using the system's, " +
-                                  "which seals pages about half as fast. Fix: run packaging/install.sh again to rebuild it, " +
-                                  $"or set {DirectoryVariable}=system");
+        if (load(crypto) is { } cryptoFailure)
+            return new Selection(null, $"the private OpenSSL in {directory} could not be loaded ({cryptoFailure}); using the " +
+                                       $"system's, which seals pages about half as fast. {fix}");
+        // A loaded library cannot be unloaded: the process now runs on this libcrypto whatever happens to libssl.
+        if (load(ssl) is { } sslFailure)
+            return new Selection(directory, $"the private {Ssl} in {directory} could not be loaded ({sslFailure}); this process " +
+                                            $"runs on the private {Crypto} with the system's {Ssl}. {fix}");
+        return new Selection(directory, null);
     }
 
     /// <summary>The OpenSSL version .NET's cryptography runs on, e.g. "3.5.7"; loads OpenSSL if nothing has yet.</summary>
