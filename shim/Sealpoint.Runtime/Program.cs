@@ -8,18 +8,15 @@ using Sealpoint.Runtime;
 RuncArguments? parsed = null;
 try
 {
-    // Before the first use of cryptography: the private OpenSSL, if installed (OpenSslLibrary says why; Protect logs
-    // its warning once the arguments name runc's log).
-    OpenSslLibrary.Select();
     if (args.Length > 0 && args[0] == "seal-pending")
     {
         var pendingConfig = NodeConfig.Load();
-        Protect(pendingConfig, null);
+        Prepare(pendingConfig, null);
         return SealPendingCommand.Run(args[1..], pendingConfig);
     }
     parsed = RuncArguments.Parse(args);
     var config = NodeConfig.Load();
-    Protect(config, parsed);
+    Prepare(config, parsed);
     return parsed.Command switch
     {
         "checkpoint" => CheckpointCommand.Run(parsed, config),
@@ -38,9 +35,11 @@ catch (Exception e) when (e is IOException or UnauthorizedAccessException)
     return (int)ErrorKind.Io;
 }
 
-// Once the node config is read (it may ask to lock even without swap) and before anything holds a key or plaintext:
-// out of swap and core dumps (MemoryProtection says why); a protection gap is logged with its fix.
-static void Protect(NodeConfig config, RuncArguments? arguments)
+// Once the node config is read (it may ask to lock even without swap; neither it nor the arguments use cryptography)
+// and before anything uses cryptography or holds a key or plaintext: the private OpenSSL, if installed (OpenSslLibrary
+// says why), and out of swap and core dumps (MemoryProtection says why). Each gap is logged with its fix, into runc's
+// log once the arguments name it.
+static void Prepare(NodeConfig config, RuncArguments? arguments)
 {
     if (OpenSslLibrary.Select().Warning is { } opensslWarning) RuncLog.Warning(arguments, opensslWarning);
     if (MemoryProtection.Apply(config.LockMemoryAlways).Warning is { } warning) RuncLog.Warning(arguments, warning);
