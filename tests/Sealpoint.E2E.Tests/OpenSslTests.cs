@@ -43,7 +43,7 @@ public sealed class OpenSslTests(SealpointCli cli) : IClassFixture<SealpointCli>
         using var dir = TempDir.Create("openssl-cross");
         using var shm = TempDir.Create("openssl-cross-open", inShm: true);
         using var workload = Workload.StartMemHog(16, "sealpoint-secret-" + Guid.NewGuid().ToString("N"), dir.Dir("workload"));
-        string images = dir.Dir("images");
+        string images = shm.Dir("images"); // CRIU's plain dump holds the workload's secret: memory-backed, like the opened copies
         Criu.Dump(workload.Pid, images, new CriuOptions { LeaveRunning = true });
         workload.Kill();
 
