@@ -36,45 +36,110 @@ public static class RestoreCommand
             return runc.Exec(args.Tokens);
         }
 
-        // Everything is opened and checked before runc runs (served memory pages: each as CRIU reads it, and a bad one
-        // stops CRIU before any task runs): a wrong key or a damaged checkpoint restores nothing.
-        // The envelope code's one-time set-up runs on the spare core while the key loads.
+        // Nothing of the checkpoint reaches runc or CRIU before it is checked (served memory pages: each as CRIU reads
+        // it, and a bad one stops CRIU before any task runs): a wrong key or a damaged checkpoint restores nothing.
+        // runc and CRIU start at once all the same, and wait for the checkpoint at its first two reads
+        // (HeldReads): their start-up, ~60 ms here, overlaps loading the key and opening the checkpoint.
+        string keyPath = IdentityPath(config, "open sealed checkpoints");
+        // The envelope code's one-time set-up runs on the spare core meanwhile.
         EnvelopeFile.StartWarmUp();
-        using var identity = LoadIdentity(config, "open sealed checkpoints");
-        timer.Mark("node identity");
         var staging = new Staging(config.Staging, config.StagingHugePages);
         var staged = new StagedImages(staging.Create(id, "restore")) { ServePages = config.ServePages };
         string marker = Path.Combine(staging.ContainerDir(id), Staging.RestoringMarker);
+        bool detach = args.IsSet("detach", "d");
+        BackgroundRunc? early = null;
+        var released = new ManualResetEventSlim();
         try
         {
             File.WriteAllText(marker, "");
+            var arguments = args.WithCommandValue("image-path", staged.Mirror(imagePath));
+            // Without --detach runc stays until the container exits; staging is wiped as soon as it runs.
+            Action<ChildProcess>? whileRunning = detach ? null
+                : process => WipeWhenRunning(runc, args, id, process, released, () => staged.ForeignMount() is null && Cleanup(marker, staged));
+            // Lazy pages: CRIU's restore is driven by another process as well; that stays as it was, serial.
+            if (!args.IsSet("lazy-pages") && staged.Hold(imagePath, HeldReads.WhenVerified, HeldReads.Last))
+                early = BackgroundRunc.Start(() => runc.Run(arguments, whileRunning));
+            timer.Mark(early is null ? "staging" : "staging, runc started");
+            using var identity = LoadIdentityFrom(config, keyPath);
+            timer.Mark("node identity");
             // Rollback and fork protection (docs/registry.md): judged on the authenticated envelope, before decrypting.
             var lineage = new LineageGuard(NodeState.FromEnvironment());
-            timer.Mark("staging and lineage state");
             var restored = staged.OpenChain(imagePath, identity, config.AllowPlaintextRestore, envelope => lineage.Check(envelope, force: false));
             timer.Mark("verify and decrypt");
-            // Recorded before runc runs: a failed restore then still refuses older generations, never fewer.
+            // Recorded before CRIU may restore: a failed restore then still refuses older generations, never fewer.
             lineage.Record(restored);
             // The restored container's next checkpoint continues this lineage.
             new ContainerLineages(NodeState.FromEnvironment()).Record(id, restored);
-            string plain = staged.Mirror(imagePath);
-            var arguments = args.WithCommandValue("image-path", plain);
             timer.Mark("lineage");
             if (staged.Served.Count > 0) timer.Mark($"pages served, not decrypted: {string.Join(", ", staged.Served)}");
-            if (args.IsSet("detach", "d") || args.IsSet("lazy-pages"))
+            int status;
+            if (early is not null)
             {
-                int exit = runc.Run(arguments);
-                timer.Mark("runc restore");
-                return exit == 0 ? 0 : ExplainServedFailure(staged, exit);
+                staged.ReleaseHeld();
+                released.Set();
+                status = early.Wait();
             }
-            // Without --detach runc stays until the container exits; wipe staging as soon as it runs.
-            int status = runc.Run(arguments, process => WipeWhenRunning(runc, args, id, process, () => staged.ForeignMount() is null && Cleanup(marker, staged)));
+            else
+            {
+                released.Set();
+                status = runc.Run(arguments, whileRunning);
+            }
+            timer.Mark("runc restore");
             return status == 0 ? 0 : ExplainServedFailure(staged, status);
+        }
+        catch when (early is not null)
+        {
+            // runc and CRIU are waiting for the checkpoint: end of file makes them fail before any task exists, and
+            // the error that stopped the restore is this one, reported once runc has cleaned up.
+            lock (staged) staged.EndHolds();
+            early.Wait();
+            throw;
         }
         finally
         {
             Cleanup(marker, staged);
             timer.Mark("wipe staging");
+        }
+    }
+
+    /// <summary>
+    /// What runc and CRIU read first from the image directory, so a restore can start them before the checkpoint is
+    /// open and hold them there. runc reads descriptors.json before it starts CRIU (released as soon as it is
+    /// verified: runc restores nothing with it); CRIU reads inventory.img before any other image, in every version
+    /// (cr_restore_tasks, check_img_inventory), released when the whole chain is verified and in place.
+    /// </summary>
+    internal static class HeldReads
+    {
+        public static readonly string[] WhenVerified = ["descriptors.json"];
+        public static readonly string[] Last = ["inventory.img"];
+    }
+
+    /// <summary>runc run on a thread of its own while this one opens the checkpoint; <see cref="Wait"/> gives its exit status.</summary>
+    private sealed class BackgroundRunc
+    {
+        private readonly Thread _thread;
+        private int _status;
+        private Exception? _error;
+
+        private BackgroundRunc(Func<int> run) =>
+            _thread = new Thread(() =>
+            {
+                try { _status = run(); }
+                catch (Exception e) { _error = e; }
+            }) { Name = "runc restore" };
+
+        public static BackgroundRunc Start(Func<int> run)
+        {
+            var r = new BackgroundRunc(run);
+            r._thread.Start();
+            return r;
+        }
+
+        public int Wait()
+        {
+            _thread.Join();
+            if (_error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(_error).Throw();
+            return _status;
         }
     }
 
@@ -90,12 +155,19 @@ public static class RestoreCommand
     }
 
     /// <summary>Loads the node's identity from [keys] identity: a name in the PKI or a private key path.</summary>
-    public static Identity LoadIdentity(NodeConfig config, string purpose)
+    public static Identity LoadIdentity(NodeConfig config, string purpose) => LoadIdentityFrom(config, IdentityPath(config, purpose));
+
+    /// <summary>The private key [keys] identity names; fails when the node has none.</summary>
+    private static string IdentityPath(NodeConfig config, string purpose)
     {
         if (config.Identity is null)
             throw new SealpointException(ErrorKind.Key, $"this node has no decryption identity to {purpose}",
                 $"set [keys] identity in {config.Source} to this node's name in {config.PkiRoot} (or to its private key path)");
-        string keyPath = config.Identity.StartsWith('/') ? config.Identity : new Pki(config.PkiRoot).KeyPath(config.Identity);
+        return config.Identity.StartsWith('/') ? config.Identity : new Pki(config.PkiRoot).KeyPath(config.Identity);
+    }
+
+    private static Identity LoadIdentityFrom(NodeConfig config, string keyPath)
+    {
         try { return Identity.Load(keyPath); }
         catch (SealpointException e)
         {
@@ -148,15 +220,17 @@ public static class RestoreCommand
         }
     }
 
-    private static void WipeWhenRunning(RealRunc runc, RuncArguments args, string id, ChildProcess process, Func<bool> wipe)
+    private static void WipeWhenRunning(RealRunc runc, RuncArguments args, string id, ChildProcess process, ManualResetEventSlim released, Func<bool> wipe)
     {
         var watcher = new Thread(() =>
         {
             // runc records the container as running after CRIU's post-restore notification: every image has been read.
             // CRIU then still unmounts what it mounted in its work folder (staging, without --work-path): wait for that.
+            // Nothing can run before the checkpoint is released to CRIU, so no `runc state` competes with opening it.
             // Any failure here only means staging is wiped at the end instead; it must never end the process.
             try
             {
+                while (!released.Wait(100) && !process.HasExited) { }
                 bool running = false;
                 while (!process.HasExited)
                 {

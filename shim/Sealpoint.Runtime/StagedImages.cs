@@ -45,7 +45,8 @@ public sealed class StagedImages(string directory)
             if (depth >= MaxChain)
                 throw new IntegrityException($"the parent chain of {sealedDir} is longer than {MaxChain} checkpoints (a loop?)");
             string plain = Mirror(sealedDir);
-            if (System.IO.Directory.Exists(plain) || File.Exists(plain))
+            bool held = depth == 0 && _held.Count > 0; // its mirror was made by Hold
+            if (!held && (System.IO.Directory.Exists(plain) || File.Exists(plain)))
                 throw new IntegrityException($"the parent chain of the checkpoint loops back to {sealedDir}");
             CreateParents(plain);
             Envelope envelope;
@@ -57,7 +58,8 @@ public sealed class StagedImages(string directory)
                         $"the parent checkpoint in {sealedDir} is {envelope.CheckpointId}, but its child was sealed on top of {expectedId} (parent replaced)",
                         "restore with the parent checkpoint the child was taken from");
                 if (depth == 0) beforeDecrypting?.Invoke(envelope);
-                DecryptOrServe(checkpoint, plain);
+                if (held) DecryptHeld(checkpoint, plain);
+                else DecryptOrServe(checkpoint, plain);
             }
             top ??= envelope;
             var link = envelope.Files.FirstOrDefault(f => f.Kind == FileEntryKinds.Symlink && f.Name == "parent");
@@ -75,6 +77,59 @@ public sealed class StagedImages(string directory)
             LinkPlaintextParent(parentReal, allowPlaintextParent, $"the parent of {sealedDir}");
             return top;
         }
+    }
+
+    private readonly Dictionary<string, HeldFile> _held = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _releasedWhenVerified = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, byte[]> _verifiedUnreleased = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Makes the mirror of the top checkpoint <paramref name="sealedDir"/> before it is opened, with
+    /// <see cref="HeldFile"/>s in it, so its readers can start at once and wait there:
+    /// <paramref name="releasedWhenVerified"/> files are handed over as soon as each is verified, during
+    /// <see cref="OpenChain"/>; <paramref name="releasedLast"/> files only by <see cref="ReleaseHeld"/>, which the caller
+    /// calls when the whole chain is verified and in place. Holds nothing and returns false when a file of
+    /// <paramref name="releasedLast"/> is not in <paramref name="sealedDir"/> (the caller must not start the reader then).
+    /// </summary>
+    public bool Hold(string sealedDir, IReadOnlyList<string> releasedWhenVerified, IReadOnlyList<string> releasedLast)
+    {
+        sealedDir = Path.GetFullPath(sealedDir).TrimEnd('/');
+        if (!releasedLast.All(name => File.Exists(Path.Combine(sealedDir, name)))) return false;
+        string plain = Mirror(sealedDir);
+        CreateParents(plain);
+        System.IO.Directory.CreateDirectory(plain, PrivateDir);
+        string pipes = Path.Combine(Directory, "held");
+        System.IO.Directory.CreateDirectory(pipes, PrivateDir);
+        foreach (string name in releasedWhenVerified.Concat(releasedLast))
+        {
+            if (!File.Exists(Path.Combine(sealedDir, name))) continue; // its reader fails as it would without Sealpoint
+            _held[name] = HeldFile.Create(Path.Combine(plain, name), Path.Combine(pipes, $"{_held.Count}.pipe"));
+            if (releasedWhenVerified.Contains(name)) _releasedWhenVerified.Add(name);
+        }
+        return true;
+    }
+
+    /// <summary>Hands the verified files held until the end to their readers (CRIU may start restoring now).</summary>
+    public void ReleaseHeld()
+    {
+        foreach (var (name, content) in _verifiedUnreleased) _held[name].Release(content);
+        _verifiedUnreleased.Clear();
+    }
+
+    /// <summary>Readers still held get end of file (they fail, restoring nothing); plaintext never handed over is wiped.</summary>
+    public void EndHolds()
+    {
+        foreach (var h in _held.Values) h.Dispose();
+        foreach (var content in _verifiedUnreleased.Values) System.Security.Cryptography.CryptographicOperations.ZeroMemory(content);
+        _verifiedUnreleased.Clear();
+    }
+
+    /// <summary>The top checkpoint, into the mirror Hold made: files released when verified first (their readers wait), then the rest.</summary>
+    private void DecryptHeld(SealedCheckpoint checkpoint, string plain)
+    {
+        foreach (string name in _releasedWhenVerified) _held[name].Release(checkpoint.ReadVerified(name));
+        DecryptOrServe(checkpoint, plain, into: true);
+        foreach (string name in _held.Keys.Where(n => !_releasedWhenVerified.Contains(n))) _verifiedUnreleased[name] = checkpoint.ReadVerified(name);
     }
 
     private readonly List<SealedPageMount> _mounts = [];
@@ -106,13 +161,15 @@ public sealed class StagedImages(string directory)
     /// served, get an empty file with the image served on it: their header and tag table are checked now, each page when
     /// CRIU reads it. Where this process cannot mount (rootless, no /dev/fuse) they are decrypted like the rest.
     /// </summary>
-    private void DecryptOrServe(SealedCheckpoint checkpoint, string plain)
+    private void DecryptOrServe(SealedCheckpoint checkpoint, string plain, bool into = false)
     {
         bool Serve(FileEntry e) => ServePages && e.Kind == FileEntryKinds.Pages && e.Size >= ServeThreshold;
-        checkpoint.DecryptTo(plain, Serve);
+        if (into) checkpoint.DecryptInto(plain, e => Serve(e) || _held.ContainsKey(e.Name));
+        else checkpoint.DecryptTo(plain, Serve);
         foreach (var entry in checkpoint.Envelope.Files.Where(Serve))
         {
             string path = Path.Combine(plain, entry.Name);
+            if (into) new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }).Dispose();
             var mount = checkpoint.TryServePages(entry.Name, path, Environment.ProcessorCount);
             if (mount is null)
             {
@@ -156,6 +213,7 @@ public sealed class StagedImages(string directory)
     /// </summary>
     public bool Wipe()
     {
+        EndHolds();
         StopServing();
         if (ForeignMount() is { } mount)
         {

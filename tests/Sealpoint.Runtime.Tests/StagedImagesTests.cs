@@ -60,6 +60,59 @@ public sealed class StagedImagesTests : IDisposable
         Assert.True(FileSystem.IsMemoryBacked(plainTop));
     }
 
+    /// <summary>
+    /// runc and CRIU are started before the checkpoint is open and held at their first reads: the early file arrives
+    /// once verified, the last one only when the caller releases it, after the whole chain is in place.
+    /// </summary>
+    [Fact]
+    public async Task HeldReadersGetTheirFilesOnlyWhenVerified_AndTheLastOneOnlyOnRelease()
+    {
+        var parent = Seal("pre", null, null);
+        string top = Path.Combine(_disk.Path, "b", "checkpoint");
+        Seal("checkpoint", "../pre", P(parent));
+        var staged = new StagedImages(_shm.Dir("op"));
+        Assert.True(staged.Hold(top, releasedWhenVerified: ["pages-1.img"], releasedLast: ["inventory.img"]));
+        string plainTop = staged.Mirror(top);
+        var early = Task.Run(() => File.ReadAllText(Path.Combine(plainTop, "pages-1.img")));
+        var last = Task.Run(() => File.ReadAllText(Path.Combine(plainTop, "inventory.img")));
+        await Task.Delay(200);
+        Assert.False(early.IsCompleted || last.IsCompleted, "a held reader got something before the checkpoint was opened");
+
+        using (var identity = Identity.Load(_pki.Pki.KeyPath("node1")))
+            staged.OpenChain(top, identity, allowPlaintextParent: false);
+        Assert.Equal(new string('p', 8192) + "checkpoint", await early.WaitAsync(TimeSpan.FromSeconds(20)));
+        // Everything else, the parent included, is in place while the last reader still waits.
+        Assert.Equal("inventory of pre", File.ReadAllText(Path.Combine(plainTop, "parent", "inventory.img")));
+        await Task.Delay(200);
+        Assert.False(last.IsCompleted, "the last held reader got its file before the release");
+        staged.ReleaseHeld();
+        Assert.Equal("inventory of checkpoint", await last.WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.True(staged.Wipe());
+    }
+
+    [Fact]
+    public async Task AHeldReaderGetsNothingWhenTheChainFails()
+    {
+        var real = Seal("pre", null, null);
+        string top = Path.Combine(_disk.Path, "b", "checkpoint");
+        Seal("checkpoint", "../pre", P(real));
+        Directory.Move(Path.Combine(_disk.Path, "b", "pre"), Path.Combine(_disk.Path, "b", "pre-real"));
+        Seal("pre", null, null); // the parent replaced
+        var staged = new StagedImages(_shm.Dir("op"));
+        Assert.True(staged.Hold(top, releasedWhenVerified: [], releasedLast: ["inventory.img"]));
+        var last = Task.Run(() => File.ReadAllBytes(Path.Combine(staged.Mirror(top), "inventory.img")));
+        using (var identity = Identity.Load(_pki.Pki.KeyPath("node1")))
+            Assert.Contains("parent replaced", Assert.ThrowsAny<SealpointException>(() => staged.OpenChain(top, identity, false)).Message);
+        await Task.Delay(200);
+        Assert.False(last.IsCompleted);
+        staged.EndHolds();
+        Assert.Empty(await last.WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.True(staged.Wipe());
+        // Nothing to hold without the file CRIU reads first: the caller then opens the checkpoint before starting runc.
+        File.Delete(Path.Combine(top, "inventory.img"));
+        Assert.False(new StagedImages(_shm.Dir("op2")).Hold(top, [], ["inventory.img"]));
+    }
+
     [Fact]
     public void ReplacedParentIsRefused()
     {

@@ -117,6 +117,41 @@ public sealed class SealedCheckpoint : IDisposable
         }
     }
 
+    /// <summary>
+    /// Verifies and decrypts every file <paramref name="skip"/> does not pick straight into <paramref name="directory"/>,
+    /// which exists and is private to the caller (staging), without <see cref="DecryptTo(string)"/>'s partial folder:
+    /// for a directory whose readers are already held (<see cref="HeldFile"/>) until every file is in place. On a
+    /// failure, files already written stay there for the caller to wipe.
+    /// </summary>
+    public void DecryptInto(string directory, Func<FileEntry, bool> skip) =>
+        ForEachFile((entry, destination) => { if (!skip(entry)) ProcessFile(entry, destination); }, Path.GetFullPath(directory));
+
+    /// <summary>Small files only: whatever is read into memory whole.</summary>
+    public const int MaxVerifiedInMemory = 16 << 20;
+
+    /// <summary>One listed file, verified completely, as bytes in memory (for a <see cref="HeldFile"/>); wipe them after use.</summary>
+    public byte[] ReadVerified(string name)
+    {
+        var entry = Envelope.Files.FirstOrDefault(f => f.Name == name)
+            ?? throw new SealpointException(ErrorKind.NotFound, $"'{name}' is not part of checkpoint {Envelope.CheckpointId}");
+        if (entry.Size is not { } size || size > MaxVerifiedInMemory)
+            throw new IntegrityException($"'{name}' is {entry.Size} bytes, more than the {MaxVerifiedInMemory} read into memory");
+        byte[] content = new byte[size];
+        try
+        {
+            using var reader = OpenFile(name);
+            reader.ReadExactly(content);
+            // The digest and the last record are checked at end of file: nothing is released before.
+            if (reader.Read(stackalloc byte[1]) != 0) throw new IntegrityException($"'{name}' is longer than the envelope says");
+            return content;
+        }
+        catch
+        {
+            CryptographicOperations.ZeroMemory(content);
+            throw;
+        }
+    }
+
     /// <summary>Verifies and decrypts one listed file into <paramref name="directory"/> (where it must not exist yet).</summary>
     public void DecryptFile(string name, string directory)
     {
