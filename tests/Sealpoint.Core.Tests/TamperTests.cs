@@ -77,6 +77,37 @@ public sealed class TamperTests(TestPki pki) : IClassFixture<TestPki>, IDisposab
         Assert.Contains("truncated", e.Message);
     }
 
+    /// <summary>
+    /// A file changed after the listing was checked (sizes match then) is still refused by its own reader: inventory.img
+    /// is one record (read whole in one go), core-1.img several (read record by record).
+    /// </summary>
+    [Theory]
+    [InlineData("inventory.img", "append", "data appended")]
+    [InlineData("inventory.img", "truncate", "truncated")]
+    [InlineData("inventory.img", "flip-tag", "failed authentication at chunk 0")]
+    [InlineData("core-1.img", "append", "data appended")]
+    [InlineData("core-1.img", "truncate", "truncated")]
+    [InlineData("core-1.img", "flip-tag", "failed authentication at chunk 1")]
+    public void AFileChangedAfterTheListingWasCheckedIsRefused(string name, string change, string expected)
+    {
+        string dir = Seal("late-" + name + change);
+        string path = Path.Combine(dir, name);
+        string output = Path.Combine(_work, "out-late");
+        using var identity = pki.Identity("node-a");
+        using var checkpoint = SealedCheckpoint.Open(dir, identity);
+        byte[] bytes = File.ReadAllBytes(path);
+        switch (change)
+        {
+            case "append": File.WriteAllBytes(path, [.. bytes, 0]); break;
+            case "truncate": File.WriteAllBytes(path, bytes[..^1]); break;
+            default: bytes[^1] ^= 0x01; File.WriteAllBytes(path, bytes); break; // the last record's tag
+        }
+        var e = Assert.IsType<IntegrityException>(Assert.ThrowsAny<SealpointException>(() => checkpoint.DecryptTo(output)));
+        Assert.Contains($"'{name}'", e.Message);
+        Assert.Contains(expected, e.Message);
+        Assert.False(Directory.Exists(output));
+    }
+
     [Fact]
     public void SwappingTwoFilesIsRefused()
     {

@@ -53,10 +53,10 @@ internal sealed class OpeningStream : VerifiedBlockReader
         if (_index == _records)
         {
             if (_input.ReadByte() >= 0)
-                throw new IntegrityException($"'{_name}' is longer than its envelope entry says (data appended)");
+                throw Appended(_name);
             string digest = "sha256:" + Hex.Lower(_digest.GetHashAndReset());
             if (!CryptographicOperations.FixedTimeEquals(System.Text.Encoding.ASCII.GetBytes(digest), System.Text.Encoding.ASCII.GetBytes(_expectedDigest)))
-                throw new IntegrityException($"'{_name}' does not match the digest in the envelope");
+                throw DigestMismatch(_name);
             _index++;
             return -1;
         }
@@ -66,14 +66,21 @@ internal sealed class OpeningStream : VerifiedBlockReader
         var record = _record.AsSpan(0, len + SealedFile.TagSize);
         int got = ReadFully(record);
         if (got < record.Length)
-            throw new IntegrityException($"'{_name}' is truncated: record {_index} of {_records} is incomplete");
+            throw Truncated(_name, _index, _records);
         var tag = record[len..];
         if (!_cipher.TryOpen(_index, last, record[..len], tag, Plain.AsSpan(0, len)))
-            throw new IntegrityException($"'{_name}' failed authentication at chunk {_index} (modified, reordered, truncated or from another checkpoint)");
+            throw Unauthentic(_name, _index);
         _digest.AppendData(tag);
         _index++;
         return len;
     }
+
+    // The failures of a stream file, here and in the single-record path (SealedFileIO).
+    internal static IntegrityException Appended(string name) => new($"'{name}' is longer than its envelope entry says (data appended)");
+    internal static IntegrityException DigestMismatch(string name) => new($"'{name}' does not match the digest in the envelope");
+    internal static IntegrityException Truncated(string name, long index, long records) => new($"'{name}' is truncated: record {index} of {records} is incomplete");
+    internal static IntegrityException Unauthentic(string name, long index) =>
+        new($"'{name}' failed authentication at chunk {index} (modified, reordered, truncated or from another checkpoint)");
 
     /// <summary>
     /// The largest record's plaintext: a chunk (checked by the header's parser), or the whole file when it is smaller,
