@@ -46,8 +46,16 @@ public sealed partial class RealRunc(NodeConfig config)
     /// </summary>
     public int Run(IReadOnlyList<string> arguments, Action<ChildProcess>? whileRunning = null)
     {
+        using var child = Start(arguments);
+        whileRunning?.Invoke(child.Process);
+        return child.Wait();
+    }
+
+    /// <summary>Starts runc as <see cref="Run"/> does and returns at once; <see cref="Child.Wait"/> gives its exit status.</summary>
+    public Child Start(IReadOnlyList<string> arguments)
+    {
         RequireExecutable();
-        using var process = ChildProcess.Start(Path, arguments, new ChildOptions { Environment = CriuEnvironment() });
+        var process = ChildProcess.Start(Path, arguments, new ChildOptions { Environment = CriuEnvironment() });
         var registrations = new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGHUP, PosixSignal.SIGQUIT }
             .Select(s => PosixSignalRegistration.Create(s, ctx =>
             {
@@ -55,15 +63,24 @@ public sealed partial class RealRunc(NodeConfig config)
                 kill(process.Id, SignalNumber(ctx.Signal));
             }))
             .ToList();
-        try
+        return new Child(process, registrations);
+    }
+
+    /// <summary>A running runc with our signals forwarded to it until it is disposed.</summary>
+    public sealed class Child(ChildProcess process, List<PosixSignalRegistration> registrations) : IDisposable
+    {
+        public ChildProcess Process => process;
+
+        public int Wait()
         {
-            whileRunning?.Invoke(process);
             process.WaitForExit();
             return process.ExitCode;
         }
-        finally
+
+        public void Dispose()
         {
             foreach (var r in registrations) r.Dispose();
+            process.Dispose();
         }
     }
 

@@ -41,13 +41,11 @@ public static class RestoreCommand
         // runc and CRIU start at once all the same, and wait for the checkpoint at its first two reads
         // (HeldReads): their start-up, ~60 ms here, overlaps loading the key and opening the checkpoint.
         string keyPath = IdentityPath(config, "open sealed checkpoints");
-        // The envelope code's one-time set-up runs on the spare core meanwhile.
-        EnvelopeFile.StartWarmUp();
         var staging = new Staging(config.Staging, config.StagingHugePages);
         var staged = new StagedImages(staging.Create(id, "restore")) { ServePages = config.ServePages };
         string marker = Path.Combine(staging.ContainerDir(id), Staging.RestoringMarker);
         bool detach = args.IsSet("detach", "d");
-        BackgroundRunc? early = null;
+        RealRunc.Child? early = null;
         var released = new ManualResetEventSlim();
         try
         {
@@ -58,8 +56,14 @@ public static class RestoreCommand
                 : process => WipeWhenRunning(runc, args, id, process, released, () => staged.ForeignMount() is null && Cleanup(marker, staged));
             // Lazy pages: CRIU's restore is driven by another process as well; that stays as it was, serial.
             if (!args.IsSet("lazy-pages") && staged.Hold(imagePath, HeldReads.WhenVerified, HeldReads.Last))
-                early = BackgroundRunc.Start(() => runc.Run(arguments, whileRunning));
+            {
+                early = runc.Start(arguments);
+                whileRunning?.Invoke(early.Process);
+            }
             timer.Mark(early is null ? "staging" : "staging, runc started");
+            // The envelope code's one-time set-up runs on the spare core while the key loads. Not before runc has
+            // started: the two threads then contended (type loading), and runc started ~8 ms later.
+            EnvelopeFile.StartWarmUp();
             using var identity = LoadIdentityFrom(config, keyPath);
             timer.Mark("node identity");
             // Rollback and fork protection (docs/registry.md): judged on the authenticated envelope, before decrypting.
@@ -97,6 +101,7 @@ public static class RestoreCommand
         }
         finally
         {
+            early?.Dispose();
             Cleanup(marker, staged);
             timer.Mark("wipe staging");
         }
@@ -112,35 +117,6 @@ public static class RestoreCommand
     {
         public static readonly string[] WhenVerified = ["descriptors.json"];
         public static readonly string[] Last = ["inventory.img"];
-    }
-
-    /// <summary>runc run on a thread of its own while this one opens the checkpoint; <see cref="Wait"/> gives its exit status.</summary>
-    private sealed class BackgroundRunc
-    {
-        private readonly Thread _thread;
-        private int _status;
-        private Exception? _error;
-
-        private BackgroundRunc(Func<int> run) =>
-            _thread = new Thread(() =>
-            {
-                try { _status = run(); }
-                catch (Exception e) { _error = e; }
-            }) { Name = "runc restore" };
-
-        public static BackgroundRunc Start(Func<int> run)
-        {
-            var r = new BackgroundRunc(run);
-            r._thread.Start();
-            return r;
-        }
-
-        public int Wait()
-        {
-            _thread.Join();
-            if (_error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(_error).Throw();
-            return _status;
-        }
     }
 
     /// <summary>
