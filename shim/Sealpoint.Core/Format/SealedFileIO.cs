@@ -38,12 +38,6 @@ internal static class SealedFileIO
             PagesFile.Open(sealedHandle, headerBytes, name, plaintextSize, digest, destination, newCipher);
             return;
         }
-        if (plaintextSize <= SealedFile.StreamChunkSize)
-        {
-            using var cipher = newCipher();
-            OpenSingleRecord(sealedHandle, headerBytes, name, (int)plaintextSize, digest, destination, cipher);
-            return;
-        }
         // Unbuffered: the opening stream reads whole records, and a 64 KiB buffer per small file only cost allocations.
         using var input = new FileStream(new SafeFileHandle(sealedHandle.DangerousGetHandle(), ownsHandle: false), FileAccess.Read, bufferSize: 0);
         input.Position = SealedFile.HeaderSize;
@@ -63,39 +57,33 @@ internal static class SealedFileIO
     }
 
     /// <summary>
-    /// A stream file of one record (at most one chunk: most images of a process tree) opened with one read and one
-    /// write, the checks and their order those of <see cref="OpeningStream"/>: the record complete, its tag, nothing
-    /// after it, then the digest (SHA-256 over header || tag). Nothing is written unless all pass.
+    /// Verifies and decrypts a stream file of one record (at most one chunk: most images of a process tree; read whole
+    /// by the caller) from what follows its header, <paramref name="afterHeader"/>
+    /// (as read, up to one byte more than record and tag), into <paramref name="plaintext"/> (its envelope size), in
+    /// <see cref="OpeningStream"/>'s order: the record complete, its tag, nothing after it, then the digest
+    /// (SHA-256 over header || tag). On failure <paramref name="plaintext"/> holds nothing released.
     /// </summary>
-    private static void OpenSingleRecord(SafeFileHandle sealedHandle, byte[] headerBytes, string name, int plaintextSize, string digest,
-        SafeFileHandle destination, FileCipher cipher)
+    internal static void OpenSingleRecord(ReadOnlySpan<byte> afterHeader, ReadOnlySpan<byte> headerBytes, string name, string digest,
+        FileCipher cipher, Span<byte> plaintext)
     {
-        int body = plaintextSize + SealedFile.TagSize;
-        // Record and tag, one byte more to see data appended, then the plaintext.
-        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(body + 1 + plaintextSize);
-        try
+        int body = plaintext.Length + SealedFile.TagSize;
+        if (afterHeader.Length < body) throw OpeningStream.Truncated(name, 0, 1);
+        var tag = afterHeader.Slice(plaintext.Length, SealedFile.TagSize);
+        if (!cipher.TryOpen(0, last: true, afterHeader[..plaintext.Length], tag, plaintext)) throw OpeningStream.Unauthentic(name, 0);
+        if (afterHeader.Length > body)
         {
-            var sealedPart = buffer.AsSpan(0, body + 1);
-            int got = 0;
-            for (int n; got < sealedPart.Length && (n = RandomAccess.Read(sealedHandle, sealedPart[got..], SealedFile.HeaderSize + got)) > 0;) got += n;
-            if (got < body) throw OpeningStream.Truncated(name, 0, 1);
-            var tag = sealedPart.Slice(plaintextSize, SealedFile.TagSize);
-            var plaintext = buffer.AsSpan(body + 1, plaintextSize);
-            if (!cipher.TryOpen(0, last: true, sealedPart[..plaintextSize], tag, plaintext)) throw OpeningStream.Unauthentic(name, 0);
-            if (got > body) throw OpeningStream.Appended(name);
-            Span<byte> digested = stackalloc byte[SealedFile.HeaderSize + SealedFile.TagSize];
-            headerBytes.CopyTo(digested);
-            tag.CopyTo(digested[SealedFile.HeaderSize..]);
-            Span<byte> hash = stackalloc byte[32];
-            SHA256.HashData(digested, hash);
-            if (!CryptographicOperations.FixedTimeEquals(System.Text.Encoding.ASCII.GetBytes("sha256:" + Crypto.Hex.Lower(hash)), System.Text.Encoding.ASCII.GetBytes(digest)))
-                throw OpeningStream.DigestMismatch(name);
-            RandomAccess.Write(destination, plaintext, 0);
+            CryptographicOperations.ZeroMemory(plaintext);
+            throw OpeningStream.Appended(name);
         }
-        finally
+        Span<byte> digested = stackalloc byte[SealedFile.HeaderSize + SealedFile.TagSize];
+        headerBytes.CopyTo(digested);
+        tag.CopyTo(digested[SealedFile.HeaderSize..]);
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(digested, hash);
+        if (!CryptographicOperations.FixedTimeEquals(System.Text.Encoding.ASCII.GetBytes("sha256:" + Crypto.Hex.Lower(hash)), System.Text.Encoding.ASCII.GetBytes(digest)))
         {
-            CryptographicOperations.ZeroMemory(buffer.AsSpan(0, body + 1 + plaintextSize));
-            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            CryptographicOperations.ZeroMemory(plaintext);
+            throw OpeningStream.DigestMismatch(name);
         }
     }
 }
