@@ -45,6 +45,27 @@ public sealed class HeldFileTests
             byte[] expected = content.ToArray();
             held.Release(content);
             Assert.Equal(expected, File.ReadAllBytes(held.Path));
+            // Read again (by CRIU or runc of another version): a regular private file now, no waiting.
+            Assert.Null(new FileInfo(held.Path).LinkTarget);
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(held.Path));
+            Assert.Equal(expected, File.ReadAllBytes(held.Path));
+        }
+        Assert.True(File.Exists(held.Path)); // the content's file stays for the staging wipe
+    }
+
+    [Fact]
+    public async Task AReaderAlreadyAtThePipe_GetsTheContentThere_AndASecondReadGetsItToo()
+    {
+        var (dir, held) = NewHeld();
+        using var _ = dir;
+        using (held)
+        {
+            var first = Task.Run(() => File.ReadAllText(held.Path));
+            await Task.Delay(300);
+            Assert.False(first.IsCompleted);
+            held.Release("inventory"u8.ToArray());
+            Assert.Equal("inventory", await first.WaitAsync(Patience));
+            Assert.Equal("inventory", await Task.Run(() => File.ReadAllText(held.Path)).WaitAsync(Patience));
         }
     }
 
@@ -63,7 +84,7 @@ public sealed class HeldFileTests
     }
 
     [Fact]
-    public async Task EndingTheHoldWhenNoReaderCame_DoesNotWait_AndWipesTheUnreadContent()
+    public async Task EndingTheHoldWhenNoReaderCameToThePipe_DoesNotWait_AndWipesTheArray()
     {
         var (dir, held) = NewHeld();
         using var _ = dir;
@@ -72,7 +93,6 @@ public sealed class HeldFileTests
         held.Release(content);
         await Task.Run(held.Dispose).WaitAsync(Patience); // throws TimeoutException if it waited for a reader
         Assert.All(content, b => Assert.Equal(0, b));
-        Assert.False(File.Exists(held.Path));
         Assert.Throws<ObjectDisposedException>(() => held.Release([1]));
         held.Dispose(); // twice is harmless
     }

@@ -13,6 +13,7 @@ namespace Sealpoint.Core.Checkpoint;
 /// <item>this process gone, in any way: its writer is closed (end of file), and /proc/PID with it, so a later open
 /// fails (no such file). A reader never waits on a process that is not there.</item>
 /// <item>a reader that never came: <see cref="Dispose"/> ends the wait for it and removes the link.</item>
+/// <item>once released, the path is a regular file with the content: a reader that opens it again reads it there.</item>
 /// </list>
 /// For readers that read the whole file once, in order, to end of file (runc's descriptors.json, CRIU's inventory.img).
 /// </summary>
@@ -28,6 +29,7 @@ public sealed class HeldFile : IDisposable
     private byte[]? _content;
     private bool _disposed;
     private bool _readerArrived;
+    private bool _materialized;
 
     private HeldFile(string path, string pipe, int pathHandle)
     {
@@ -69,13 +71,25 @@ public sealed class HeldFile : IDisposable
         }
     }
 
-    /// <summary>Hands <paramref name="content"/> (verified plaintext) to the reader; it is wiped once written.</summary>
+    /// <summary>
+    /// Hands <paramref name="content"/> (verified plaintext) over: the path becomes a regular private file holding it
+    /// (one rename over the link), so every later open, a second read included, reads it there and never waits; a
+    /// reader already waiting at the pipe gets it through the pipe. The array is wiped once written.
+    /// </summary>
     public void Release(byte[] content)
     {
+        lock (_lock) ObjectDisposedException.ThrowIf(_disposed, this);
+        string temp = Path + ".released";
+        using (var file = new FileStream(temp, new FileStreamOptions
+               {
+                   Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+               }))
+            file.Write(content);
+        File.Move(temp, Path, overwrite: true);
         lock (_lock)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
             _content = content;
+            _materialized = true;
         }
         _released.Set();
     }
@@ -136,8 +150,9 @@ public sealed class HeldFile : IDisposable
             if (_content is not null) CryptographicOperations.ZeroMemory(_content);
             _content = null;
         }
-        // A reader that opens from now on finds no file; the link goes before the fd number it names can be reused.
-        File.Delete(Path);
+        // Unreleased, a reader that opens from now on finds no file; the link goes before the fd number it names can
+        // be reused. Released, the path is the content's file, which the caller's staging wipe removes.
+        if (!_materialized) File.Delete(Path);
         Posix.Close(_pathHandle);
         _pathHandle = -1;
         _released.Dispose();
