@@ -19,6 +19,9 @@ namespace Sealpoint.Runtime;
 /// </summary>
 public static class RestoreCommand
 {
+    /// <summary>Tests only: milliseconds to wait before the held files are released (runc and CRIU waiting at them).</summary>
+    public const string HoldForTestsVariable = "SEALPOINT_TEST_HOLD_RESTORE_MS";
+
     /// <summary>CRIU's inventory.img starts with this magic (little-endian); a sealed one does not.</summary>
     private static readonly byte[] InventoryMagic = [0x16, 0x31, 0x31, 0x58];
 
@@ -79,6 +82,7 @@ public static class RestoreCommand
             int status;
             if (early is not null)
             {
+                if (Environment.GetEnvironmentVariable(HoldForTestsVariable) is { } holdMs && int.TryParse(holdMs, out int ms)) Thread.Sleep(ms);
                 staged.ReleaseHeld();
                 released.Set();
                 status = early.Wait();

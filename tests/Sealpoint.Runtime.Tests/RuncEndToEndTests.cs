@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Sealpoint.Core;
 using Sealpoint.TestSupport;
 
 namespace Sealpoint.Runtime.Tests;
@@ -331,6 +332,53 @@ public sealed class RuncEndToEndTests : IDisposable
         bundle.VerifyMemhogMemory(Counter);
         Assert.Contains("verify ok", File.ReadAllText(bundle.OutputFile));
         Assert.DoesNotContain("verify FAILED", File.ReadAllText(bundle.OutputFile));
+    }
+
+    /// <summary>
+    /// sealpoint-runc killed (SIGKILL, no clean-up of its own) while runc and CRIU wait at the held inventory.img: its end of
+    /// the pipe closes with it, CRIU reads end of file and stops before any task exists, runc cleans up and exits. Nothing
+    /// hangs and no container is left; the checkpoint still restores. The dead operation's staging (tmpfs) is what the
+    /// container's wipe removes (the poststop hook, or here directly).
+    /// </summary>
+    [Fact]
+    public void KilledWhileRuncAndCriuWaitAtTheHeldFiles_NothingHangsAndTheCheckpointStillRestores()
+    {
+        using var bundle = Start(Secrets.New());
+        string image = Path.Combine(_temp.Path, "checkpoint");
+        Assert.True(Call(_node.Runtime, bundle, "checkpoint", "--image-path", image, bundle.Id).Succeeded);
+        long counter = bundle.TryReadCounter(Counter) ?? 0;
+
+        string holding = _temp.File("holding-runtime");
+        File.WriteAllText(holding, $"#!/bin/sh\n{RestoreCommand.HoldForTestsVariable}=120000 exec '{_node.Runtime}' \"$@\"\n");
+        File.SetUnixFileMode(holding, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        using var output = File.Create(_temp.File("holding-runtime.out"));
+        using var runtime = ChildProcess.Start(holding, ["--root", bundle.StateRoot, "restore", "--detach", "--bundle", bundle.Dir, "--image-path", image, bundle.Id],
+            new ChildOptions
+            {
+                Environment = new Dictionary<string, string?> { ["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" },
+                StdoutFd = (int)output.SafeFileHandle.DangerousGetHandle(), StderrFd = (int)output.SafeFileHandle.DangerousGetHandle(),
+            });
+        // CRIU's restore worker (swrk 3; runc's version probe uses another fd) under runc under the runtime.
+        static bool IsCriuRestore(int pid)
+        {
+            try { return File.ReadAllText($"/proc/{pid}/cmdline").Contains("swrk\u00003"); }
+            catch (IOException) { return false; }
+        }
+        Poll.Until(() => Pids.Tree(runtime.Id).Any(IsCriuRestore), TimeSpan.FromSeconds(30), () => "CRIU's restore to start under the held runtime");
+        Thread.Sleep(1000); // CRIU reaches inventory.img within ~0.1 s of its start here
+        var below = Pids.Tree(runtime.Id).Where(p => p != runtime.Id).ToList();
+        System.Diagnostics.Process.GetProcessById(runtime.Id).Kill(); // SIGKILL
+        Assert.True(runtime.WaitForExit(10_000));
+        Assert.Equal(128 + 9, runtime.ExitCode);
+        Pids.WaitReaped(below, TimeSpan.FromSeconds(30)); // runc and CRIU ended on their own: nobody waits on the dead runtime
+        Assert.Null(bundle.Status());
+
+        var staging = new Sealpoint.Core.Config.Staging(_node.StagingRoot);
+        Assert.NotEmpty(_node.StagingLeftovers());
+        staging.WipeContainer(bundle.Id);
+        _node.AssertStagingEmpty();
+        RestoreAndContinue(_node.Runtime, bundle, image, counter);
+        _node.AssertStagingEmpty();
     }
 
     private void AssertRestoreRefused(RuncBundle bundle, string image, string expected)
