@@ -12,10 +12,11 @@ namespace Sealpoint.Runtime;
 
 /// <summary>
 /// runc restore of a sealed checkpoint, opened (with its parent chain) into private memory-backed staging with the
-/// node's identity before runc runs: the envelope, every file's header and tag table are checked first; small images
-/// are verified and decrypted there, large memory images are served there decrypted read by read as CRIU reads them
-/// (each page verified before CRIU receives it). runc then restores from staging with every other flag the engine
-/// gave; staging is wiped once CRIU has read it. A plaintext checkpoint goes to runc unchanged when the policy allows it.
+/// node's identity: the envelope, every file's header and tag table are checked first; small images are verified and
+/// decrypted there, large memory images are served there decrypted read by read as CRIU reads them (each page verified
+/// before CRIU receives it). runc restores from staging with every other flag the engine gave. It is started at once
+/// and waits at its and CRIU's first reads (held files) until the checkpoint is verified and in place; staging is wiped
+/// once CRIU has read it. A plaintext checkpoint goes to runc unchanged when the policy allows it.
 /// </summary>
 public static class RestoreCommand
 {

@@ -163,7 +163,8 @@ public sealed class StagedImages(string directory)
     /// </summary>
     private void DecryptOrServe(SealedCheckpoint checkpoint, string plain, bool into = false)
     {
-        bool Serve(FileEntry e) => ServePages && e.Kind == FileEntryKinds.Pages && e.Size >= ServeThreshold;
+        // A held file is read into memory and handed over, never served (its path is the held link).
+        bool Serve(FileEntry e) => ServePages && e.Kind == FileEntryKinds.Pages && e.Size >= ServeThreshold && !(into && _held.ContainsKey(e.Name));
         if (into) checkpoint.DecryptInto(plain, e => Serve(e) || _held.ContainsKey(e.Name));
         else checkpoint.DecryptTo(plain, Serve);
         foreach (var entry in checkpoint.Envelope.Files.Where(Serve))

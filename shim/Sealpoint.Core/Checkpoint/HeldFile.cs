@@ -42,9 +42,6 @@ public sealed class HeldFile : IDisposable
     /// <summary>Where readers open it.</summary>
     public string Path { get; }
 
-    /// <summary>How the last write ended when it failed (the reader left early), or null.</summary>
-    public string? WriteError { get; private set; }
-
     /// <summary>
     /// Creates the link at <paramref name="path"/> (which must not exist) and its pipe, <paramref name="pipe"/> (a new
     /// path in a private folder of this process's), and starts waiting for a reader.
@@ -112,11 +109,7 @@ public sealed class HeldFile : IDisposable
                 {
                     nint n = Posix.Write(fd, p + off, (nuint)(content.Length - off));
                     if (n < 0 && Posix.Errno == Posix.EINTR) continue;
-                    if (n <= 0)
-                    {
-                        WriteError = Posix.ErrorText(Posix.Errno);
-                        return;
-                    }
+                    if (n <= 0) return; // the reader is gone (EPIPE): it failed, and its own error says so
                     off += (int)n;
                 }
             }
