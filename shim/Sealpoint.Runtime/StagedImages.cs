@@ -170,7 +170,7 @@ public sealed class StagedImages(string directory)
         foreach (var entry in checkpoint.Envelope.Files.Where(Serve))
         {
             string path = Path.Combine(plain, entry.Name);
-            if (into) new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }).Dispose();
+            if (into) FileSystem.CreatePrivate(path).Dispose();
             var mount = checkpoint.TryServePages(entry.Name, path, Environment.ProcessorCount);
             if (mount is null)
             {

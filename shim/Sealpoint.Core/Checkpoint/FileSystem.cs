@@ -29,6 +29,12 @@ public static partial class FileSystem
         finally { close(fd); }
     }
 
+    /// <summary>A new file only its owner may read or write (0600), failing if the path exists.</summary>
+    public static FileStream CreatePrivate(string path) => new(path, new FileStreamOptions
+    {
+        Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+    });
+
     /// <summary>Removes a directory tree; plaintext staging is only ever on memory-backed file systems, so unlinking frees it.</summary>
     public static void RemoveTree(string path)
     {

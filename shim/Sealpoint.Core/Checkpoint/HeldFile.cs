@@ -19,7 +19,7 @@ namespace Sealpoint.Core.Checkpoint;
 /// </summary>
 public sealed class HeldFile : IDisposable
 {
-    private const int OPath = 0x200000, OWrOnly = 1, ORdOnly = 0;
+    private const int OPath = 0x200000;
 
     private readonly string _pipe;
     private int _pathHandle;
@@ -77,11 +77,7 @@ public sealed class HeldFile : IDisposable
     {
         lock (_lock) ObjectDisposedException.ThrowIf(_disposed, this);
         string temp = Path + ".released";
-        using (var file = new FileStream(temp, new FileStreamOptions
-               {
-                   Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-               }))
-            file.Write(content);
+        using (var file = FileSystem.CreatePrivate(temp)) file.Write(content);
         File.Move(temp, Path, overwrite: true);
         lock (_lock)
         {
@@ -91,30 +87,20 @@ public sealed class HeldFile : IDisposable
         _released.Set();
     }
 
-    private unsafe void Serve()
+    private void Serve()
     {
         // Returns when a reader opens the link (or Dispose opens the pipe to end this wait).
-        int fd = Posix.Open(_pipe, OWrOnly | Posix.O_CLOEXEC);
+        int fd = Posix.Open(_pipe, Posix.O_WRONLY | Posix.O_CLOEXEC);
         lock (_lock) _readerArrived = true;
         if (fd < 0) return;
-        try
-        {
-            _released.Wait();
-            byte[]? content;
-            lock (_lock) content = _disposed ? null : _content;
-            if (content is null) return;
-            fixed (byte* p = content)
-            {
-                for (int off = 0; off < content.Length;)
-                {
-                    nint n = Posix.Write(fd, p + off, (nuint)(content.Length - off));
-                    if (n < 0 && Posix.Errno == Posix.EINTR) continue;
-                    if (n <= 0) return; // the reader is gone (EPIPE): it failed, and its own error says so
-                    off += (int)n;
-                }
-            }
-        }
-        finally { Posix.Close(fd); }
+        using var pipe = new OwnedFd(fd);
+        _released.Wait();
+        byte[]? content;
+        lock (_lock) content = _disposed ? null : _content;
+        if (content is null) return;
+        // A reader that is gone failed, and its own error says so; this thread must never end the process.
+        try { pipe.WriteAll(content, null, -1, Path); }
+        catch (Exception e) when (e is PeerClosedException or SealpointException) { }
     }
 
     /// <summary>
@@ -134,7 +120,7 @@ public sealed class HeldFile : IDisposable
         }
         _released.Set();
         int unblock = -1;
-        if (waitingForReader) unblock = Posix.Open(_pipe, ORdOnly | Posix.O_NONBLOCK | Posix.O_CLOEXEC);
+        if (waitingForReader) unblock = Posix.Open(_pipe, Posix.O_RDONLY | Posix.O_NONBLOCK | Posix.O_CLOEXEC);
         _writer.Join();
         if (unblock >= 0) Posix.Close(unblock);
         lock (_lock)

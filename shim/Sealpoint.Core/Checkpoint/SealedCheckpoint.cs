@@ -111,7 +111,7 @@ public sealed class SealedCheckpoint : IDisposable
         {
             ForEachFile((entry, _) =>
             {
-                if (placeholder is not null && placeholder(entry)) CreatePrivate(Path.Combine(partial, entry.Name)).Dispose();
+                if (placeholder is not null && placeholder(entry)) FileSystem.CreatePrivate(Path.Combine(partial, entry.Name)).Dispose();
                 else ProcessFile(entry, partial);
             }, partial);
             if (System.IO.Directory.Exists(outputDirectory)) System.IO.Directory.Delete(outputDirectory);
@@ -320,7 +320,7 @@ public sealed class SealedCheckpoint : IDisposable
         if (!entry.IsSealed)
         {
             using var verify = new PlainVerifyingStream(File.OpenRead(source), entry);
-            using var output = CreatePrivate(target);
+            using var output = FileSystem.CreatePrivate(target);
             verify.CopyTo(output);
             return;
         }
@@ -331,7 +331,7 @@ public sealed class SealedCheckpoint : IDisposable
         }
         using var handle = File.OpenHandle(source, FileMode.Open, FileAccess.Read, FileShare.Read);
         var (header, headerBytes) = ReadHeader(handle, entry);
-        using var destination = CreatePrivate(target);
+        using var destination = FileSystem.CreatePrivate(target);
         SealedFileIO.Open(handle, header, headerBytes, entry.Name, entry.Size!.Value, entry.Digest!, destination.SafeFileHandle,
             () => SealedFile.CreateCipher(_dataKey, header, entry.Name));
     }
@@ -428,11 +428,6 @@ public sealed class SealedCheckpoint : IDisposable
         }
         finally { Posix.Close(fd); }
     }
-
-    private static FileStream CreatePrivate(string path) => new(path, new FileStreamOptions
-    {
-        Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-    });
 
     public void Dispose() => CryptographicOperations.ZeroMemory(_dataKey);
 }

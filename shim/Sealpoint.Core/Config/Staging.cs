@@ -1,7 +1,5 @@
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using Sealpoint.Core.Checkpoint;
-using Sealpoint.Core.Crypto;
 
 namespace Sealpoint.Core.Config;
 
