@@ -33,7 +33,7 @@ public static class CheckpointCommand
 
         // The crypto library's, HMAC's and JSON's one-time set-up on the spare core while runc state runs: the certificates
         // are parsed and the envelope written later on this thread. Wasted only on a container that is not sealed.
-        EnvelopeFile.StartWarmUp();
+        EnvelopeFile.StartWarmUp(writing: true);
 
         // 1. Decide before touching the container: any error here leaves it running and untouched.
         using var state = runc.State(args, id, out string stateError)

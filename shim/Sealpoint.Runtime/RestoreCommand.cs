@@ -65,9 +65,14 @@ public static class RestoreCommand
                 whileRunning?.Invoke(early.Process);
             }
             timer.Mark(early is null ? "staging" : "staging, runc started");
-            // The envelope code's one-time set-up runs on the spare core while the key loads. Not before runc has
-            // started: the two threads then contended (type loading), and runc started ~8 ms later.
-            EnvelopeFile.StartWarmUp();
+            // The envelope MAC's and the lineage records' code's one-time set-up (nothing secret) runs on the spare core
+            // while the key loads. Not before runc has started: the two threads then contended, and runc started later
+            // (~8 ms; the same with the key loading there instead, measured).
+            Task.Run(() =>
+            {
+                EnvelopeFile.WarmUp(writing: false);
+                LineageStateJson.WarmUp();
+            });
             using var identity = LoadIdentityFrom(config, keyPath);
             timer.Mark("node identity");
             // Rollback and fork protection (docs/registry.md): judged on the authenticated envelope, before decrypting.
@@ -76,8 +81,6 @@ public static class RestoreCommand
             timer.Mark("verify and decrypt");
             // Recorded before CRIU may restore: a failed restore then still refuses older generations, never fewer.
             lineage.Record(restored);
-            // The restored container's next checkpoint continues this lineage.
-            new ContainerLineages(NodeState.FromEnvironment()).Record(id, restored);
             timer.Mark("lineage");
             if (staged.Served.Count > 0) timer.Mark($"pages served, not decrypted: {string.Join(", ", staged.Served)}");
             int status;
@@ -86,11 +89,13 @@ public static class RestoreCommand
                 if (Environment.GetEnvironmentVariable(HoldForTestsVariable) is { } holdMs && int.TryParse(holdMs, out int ms)) Thread.Sleep(ms);
                 staged.ReleaseHeld();
                 released.Set();
+                RecordContainerLineage(args, id, restored);
                 status = early.Wait();
             }
             else
             {
                 released.Set();
+                RecordContainerLineage(args, id, restored);
                 status = runc.Run(arguments, whileRunning);
             }
             timer.Mark("runc restore");
@@ -109,6 +114,20 @@ public static class RestoreCommand
             early?.Dispose();
             Cleanup(marker, staged);
             timer.Mark("wipe staging");
+        }
+    }
+
+    /// <summary>
+    /// The restored container's next checkpoint continues this lineage. Recorded while CRIU restores (CRIU does not
+    /// need it), also when the restore then fails, as before. Once CRIU may restore, a failure here must not fail the
+    /// restore (the container may be running): it is a warning, and the next checkpoint starts a new lineage.
+    /// </summary>
+    private static void RecordContainerLineage(RuncArguments args, string id, Envelope restored)
+    {
+        try { new ContainerLineages(NodeState.FromEnvironment()).Record(id, restored); }
+        catch (SealpointException e)
+        {
+            RuncLog.Warning(args, $"the container's lineage was not recorded, so its next checkpoint starts a new lineage: {e.Describe()}");
         }
     }
 

@@ -30,7 +30,7 @@ public static class Defaults
 
     private static string KeyPath(ParsedArguments args, string option)
     {
-        Core.Format.EnvelopeFile.StartWarmUp();
+        Core.Format.EnvelopeFile.StartWarmUp(writing: false);
         string key = args.Require(option, $"give the private key of a recipient: --{option} /etc/pki/sealpoint/NAME/private/key.pem (or --{option} NAME)");
         if (!File.Exists(key) && !key.Contains('/'))
         {

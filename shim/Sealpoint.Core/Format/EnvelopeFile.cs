@@ -27,44 +27,53 @@ public sealed class EnvelopeFile
     private byte[] AuthenticatedBytes { get; }
     private byte[] Mac { get; }
 
-    public static byte[] Serialize(Envelope envelope, ReadOnlySpan<byte> dataKey)
+    public static byte[] Serialize(Envelope envelope, ReadOnlySpan<byte> dataKey) =>
+        Assemble(JsonSerializer.SerializeToUtf8Bytes(envelope, EnvelopeJsonContext.Default.Envelope), dataKey, envelope.CheckpointId);
+
+    /// <summary>The file's bytes around <paramref name="json"/>: the version line, the JSON line, the MAC line.</summary>
+    private static byte[] Assemble(byte[] json, ReadOnlySpan<byte> dataKey, string checkpointId)
     {
-        byte[] json = JsonSerializer.SerializeToUtf8Bytes(envelope, EnvelopeJsonContext.Default.Envelope);
         byte[] body = [.. Encoding.ASCII.GetBytes(FirstLine + "\n"), .. json, (byte)'\n'];
-        byte[] mac = ComputeMac(body, dataKey, Convert.FromHexString(envelope.CheckpointId));
+        byte[] mac = ComputeMac(body, dataKey, Convert.FromHexString(checkpointId));
         return [.. body, .. Encoding.ASCII.GetBytes(MacPrefix + Convert.ToBase64String(mac) + "\n")];
     }
 
     private static int _warmUpStarted;
 
     /// <summary>
-    /// Runs <see cref="WarmUp"/> once, on a thread-pool thread: for a command that will read or write an envelope and
-    /// meanwhile has other start-up work (loading a key, starting CRIU) for this thread.
+    /// Runs <see cref="WarmUp"/> once, on a thread-pool thread: for a command that will read (or also write, when
+    /// <paramref name="writing"/>) an envelope and meanwhile has other start-up work (loading a key, starting CRIU)
+    /// for this thread.
     /// </summary>
-    public static void StartWarmUp()
+    public static void StartWarmUp(bool writing)
     {
-        if (Interlocked.Exchange(ref _warmUpStarted, 1) == 0) _ = Task.Run(WarmUp);
+        if (Interlocked.Exchange(ref _warmUpStarted, 1) == 0) _ = Task.Run(() => WarmUp(writing));
     }
 
     /// <summary>
-    /// Authenticates, serializes, parses and verifies a throwaway envelope (all-zero key, nothing secret), so that the
-    /// first real one does not pay the crypto library's, HMAC's and System.Text.Json's one-time set-up (15-25 ms
-    /// measured). The MAC comes first: loading the crypto library is what a key or certificate being loaded beside
-    /// this needs too.
+    /// Authenticates, parses and verifies a throwaway envelope (all-zero key, nothing secret), serialized first when
+    /// <paramref name="writing"/>, so that the first real one does not pay the crypto library's and HMAC's one-time
+    /// set-up, nor, for a writer, System.Text.Json's (15-25 ms measured; a reader does without the serializer, see
+    /// <see cref="EnvelopeReader"/>, and must not spend a core on its set-up). The MAC comes first: loading the crypto
+    /// library is what a key or certificate being loaded beside this needs too.
     /// </summary>
-    public static void WarmUp()
+    public static void WarmUp(bool writing)
     {
         byte[] zeroKey = new byte[32];
-        string id = new('0', 2 * SealedFile.IdSize);
+        string id = new('0', 2 * SealedFile.IdSize), digest = "sha256:" + new string('0', 64);
         _ = ComputeMac([], zeroKey, Convert.FromHexString(id));
-        var entry = new FileEntry { Name = "warm-up.img", Kind = FileEntryKinds.Pages, Size = 0, Digest = "sha256:" + new string('0', 64) };
-        byte[] bytes = Serialize(new Envelope
-        {
-            CheckpointId = id, LineageId = id, Generation = 1,
-            Created = DateTimeOffset.UtcNow, MetadataCipher = "chacha20-poly1305", PagesCipher = "aes-256-gcm",
-            Recipients = [new RecipientStanza { Id = new string('0', 64), Type = "warm-up", WrappedKey = "AA==" }],
-            Files = [entry], Annotations = new Dictionary<string, string> { ["warm-up"] = "" },
-        }, zeroKey);
+        byte[] bytes = writing
+            ? Serialize(new Envelope
+            {
+                CheckpointId = id, LineageId = id, Generation = 1,
+                Created = DateTimeOffset.UtcNow, MetadataCipher = "chacha20-poly1305", PagesCipher = "aes-256-gcm",
+                Recipients = [new RecipientStanza { Id = new string('0', 64), Type = "warm-up", WrappedKey = "AA==" }],
+                Files = [new FileEntry { Name = "warm-up.img", Kind = FileEntryKinds.Pages, Size = 0, Digest = digest }],
+                Annotations = new Dictionary<string, string> { ["warm-up"] = "" },
+            }, zeroKey)
+            : Assemble(Encoding.ASCII.GetBytes(
+                $$$"""{"version":1,"checkpointId":"{{{id}}}","lineageId":"{{{id}}}","generation":1,"created":"2026-01-01T00:00:00+00:00","metadataCipher":"chacha20-poly1305","pagesCipher":"aes-256-gcm","recipients":[{"id":"{{{new string('0', 64)}}}","type":"warm-up","wrappedKey":"AA=="}],"files":[{"name":"warm-up.img","kind":"pages","size":0,"digest":"{{{digest}}}"}],"annotations":{"warm-up":""}}"""),
+                zeroKey, id);
         Parse(bytes, "warm-up envelope").VerifyMac(zeroKey, "warm-up envelope");
     }
 
@@ -109,10 +118,9 @@ public sealed class EnvelopeFile
         catch (FormatException) { throw new IntegrityException($"envelope {source} has a malformed MAC"); }
         if (mac.Length != 32) throw new IntegrityException($"envelope {source} has a MAC of the wrong length");
 
-        Envelope? envelope;
-        try { envelope = JsonSerializer.Deserialize(bytes.AsSpan(first.Length, jsonEnd - first.Length), EnvelopeJsonContext.Default.Envelope); }
+        Envelope envelope;
+        try { envelope = EnvelopeReader.Read(bytes.AsSpan(first.Length, jsonEnd - first.Length)); }
         catch (JsonException e) { throw new IntegrityException($"envelope {source} is not valid JSON: {e.Message}"); }
-        if (envelope is null) throw new IntegrityException($"envelope {source} is empty");
         Validate(envelope, source);
         return new EnvelopeFile(envelope, bytes[..bodyEnd], mac);
     }

@@ -102,7 +102,7 @@ public static class StreamingDump
             // from here on goes through the session (or the listener's reset), so CRIU resumes the tasks itself.
             if (writer is null) (writer, recipientChecks) = StartWriter(reserved, options);
             // The envelope is written while the tasks are frozen: its code's one-time set-up runs now, on the spare core.
-            EnvelopeFile.StartWarmUp();
+            EnvelopeFile.StartWarmUp(writing: true);
             session = new CaptureSession(writer, listener);
             listener = null; // the session's now
             session.Start();

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Sealpoint.Core;
 using Sealpoint.Core.Checkpoint;
 using Sealpoint.Core.Format;
@@ -14,10 +13,6 @@ public sealed record ContainerCheckpoint
     public required long Generation { get; init; }
     public required DateTimeOffset Updated { get; init; }
 }
-
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]
-[JsonSerializable(typeof(Dictionary<string, ContainerCheckpoint>))]
-internal sealed partial class ContainerLineagesJson : JsonSerializerContext;
 
 /// <summary>
 /// Successive checkpoints of one container form a lineage (docs/registry.md): the runtime records, per container id,
@@ -47,7 +42,7 @@ public sealed class ContainerLineages(NodeState state)
                 CheckpointId = authenticated.CheckpointId, LineageId = authenticated.LineageId, Generation = authenticated.Generation,
                 Updated = DateTimeOffset.UtcNow,
             };
-            NodeState.WriteAtomic(FilePath, JsonSerializer.SerializeToUtf8Bytes(all, ContainerLineagesJson.Default.DictionaryStringContainerCheckpoint));
+            NodeState.WriteAtomic(FilePath, LineageStateJson.Write(all));
         }
     }
 
@@ -56,8 +51,7 @@ public sealed class ContainerLineages(NodeState state)
         if (!File.Exists(FilePath)) return new(StringComparer.Ordinal);
         try
         {
-            var all = JsonSerializer.Deserialize(File.ReadAllBytes(FilePath), ContainerLineagesJson.Default.DictionaryStringContainerCheckpoint);
-            return all is null ? new(StringComparer.Ordinal) : new(all, StringComparer.Ordinal);
+            return LineageStateJson.ReadContainers(File.ReadAllBytes(FilePath));
         }
         catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException)
         {

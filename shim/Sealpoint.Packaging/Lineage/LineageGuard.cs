@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Sealpoint.Core;
 using Sealpoint.Core.Format;
 
@@ -19,10 +18,6 @@ public sealed record LineageFile
     public int Version { get; init; } = 1;
     public Dictionary<string, LineageRecord> Lineages { get; init; } = new(StringComparer.Ordinal);
 }
-
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]
-[JsonSerializable(typeof(LineageFile))]
-internal sealed partial class LineageJson : JsonSerializerContext;
 
 public enum LineageVerdict
 {
@@ -106,7 +101,7 @@ public sealed class LineageGuard(NodeState state)
                 Generation = authenticated.Generation, CheckpointId = authenticated.CheckpointId, ParentId = authenticated.ParentId,
                 Updated = DateTimeOffset.UtcNow,
             };
-            NodeState.WriteAtomic(FilePath, JsonSerializer.SerializeToUtf8Bytes(file, LineageJson.Default.LineageFile));
+            NodeState.WriteAtomic(FilePath, LineageStateJson.Write(file));
         }
     }
 
@@ -116,11 +111,11 @@ public sealed class LineageGuard(NodeState state)
         try
         {
             var bytes = File.ReadAllBytes(FilePath);
-            var file = JsonSerializer.Deserialize(bytes, LineageJson.Default.LineageFile);
-            if (file?.Lineages is null || file.Version != 1) throw new JsonException("unexpected content");
+            var file = LineageStateJson.ReadLineages(bytes);
+            if (file.Version != 1) throw new JsonException($"unsupported version {file.Version}");
             return file;
         }
-        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException or InvalidOperationException or NotSupportedException)
+        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException)
         {
             // Never silently start over: an unreadable record would disable the protection.
             throw new SealpointException(ErrorKind.Config, $"rollback record {FilePath} cannot be read: {e.Message}",
