@@ -85,6 +85,7 @@ public sealed class TamperTests(TestPki pki) : IClassFixture<TestPki>, IDisposab
     [InlineData("inventory.img", "append", "data appended")]
     [InlineData("inventory.img", "truncate", "truncated")]
     [InlineData("inventory.img", "flip-tag", "failed authentication at chunk 0")]
+    [InlineData("inventory.img", "symlink", "replaced by a symbolic link")]
     [InlineData("core-1.img", "append", "data appended")]
     [InlineData("core-1.img", "truncate", "truncated")]
     [InlineData("core-1.img", "flip-tag", "failed authentication at chunk 1")]
@@ -100,6 +101,8 @@ public sealed class TamperTests(TestPki pki) : IClassFixture<TestPki>, IDisposab
         {
             case "append": File.WriteAllBytes(path, [.. bytes, 0]); break;
             case "truncate": File.WriteAllBytes(path, bytes[..^1]); break;
+            // Even to an intact copy: what was listed is a regular file, and a link could be pointed anywhere.
+            case "symlink": File.WriteAllBytes(path + ".copy", bytes); File.Delete(path); File.CreateSymbolicLink(path, path + ".copy"); break;
             default: bytes[^1] ^= 0x01; File.WriteAllBytes(path, bytes); break; // the last record's tag
         }
         var e = Assert.IsType<IntegrityException>(Assert.ThrowsAny<SealpointException>(() => checkpoint.DecryptTo(output)));

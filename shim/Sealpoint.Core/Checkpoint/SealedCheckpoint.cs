@@ -86,7 +86,7 @@ public sealed class SealedCheckpoint : IDisposable
     }
 
     /// <summary>Verifies every file completely without writing plaintext anywhere.</summary>
-    public void Verify() => ForEachFile((entry, _) => ProcessFile(entry, destinationDirectory: null), null);
+    public void Verify() => ForEachFile((entry, _, _) => ProcessFile(entry, destinationDirectory: null), null);
 
     /// <summary>
     /// Verifies and decrypts the whole checkpoint into <paramref name="outputDirectory"/> (missing or empty).
@@ -109,10 +109,10 @@ public sealed class SealedCheckpoint : IDisposable
         System.IO.Directory.CreateDirectory(partial, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         try
         {
-            ForEachFile((entry, _) =>
+            ForEachFile((entry, _, directories) =>
             {
                 if (placeholder is not null && placeholder(entry)) FileSystem.CreatePrivate(Path.Combine(partial, entry.Name)).Dispose();
-                else ProcessFile(entry, partial);
+                else ProcessFile(entry, partial, directories);
             }, partial);
             if (System.IO.Directory.Exists(outputDirectory)) System.IO.Directory.Delete(outputDirectory);
             System.IO.Directory.Move(partial, outputDirectory);
@@ -131,7 +131,7 @@ public sealed class SealedCheckpoint : IDisposable
     /// failure, files already written stay there for the caller to wipe.
     /// </summary>
     public void DecryptInto(string directory, Func<FileEntry, bool> skip) =>
-        ForEachFile((entry, destination) => { if (!skip(entry)) ProcessFile(entry, destination); }, Path.GetFullPath(directory));
+        ForEachFile((entry, destination, directories) => { if (!skip(entry)) ProcessFile(entry, destination, directories); }, Path.GetFullPath(directory));
 
     /// <summary>Small files only: whatever is read into memory whole.</summary>
     public const int MaxVerifiedInMemory = 16 << 20;
@@ -285,13 +285,14 @@ public sealed class SealedCheckpoint : IDisposable
         }
     }
 
-    private void ForEachFile(Action<FileEntry, string?> body, string? destination)
+    private void ForEachFile(Action<FileEntry, string?, PassDirectories> body, string? destination)
     {
         // Largest first, so the big page files do not start last.
         var order = Envelope.Files.OrderByDescending(f => f.Size ?? 0).ToList();
+        using var directories = new PassDirectories(Directory, destination);
         try
         {
-            Parallel.ForEach(order, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, f => body(f, destination));
+            Parallel.ForEach(order, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, f => body(f, destination, directories));
         }
         catch (AggregateException e) when (e.InnerExceptions.FirstOrDefault(x => x is SealpointException) is { } first)
         {
@@ -299,7 +300,7 @@ public sealed class SealedCheckpoint : IDisposable
         }
     }
 
-    private void ProcessFile(FileEntry entry, string? destinationDirectory)
+    private void ProcessFile(FileEntry entry, string? destinationDirectory, PassDirectories? directories = null)
     {
         string source = Path.Combine(Directory, entry.Name);
         string? target = destinationDirectory is null ? null : Path.Combine(destinationDirectory, entry.Name);
@@ -326,7 +327,7 @@ public sealed class SealedCheckpoint : IDisposable
         }
         if (entry.Kind == FileEntryKinds.Stream && entry.Size <= SealedFile.StreamChunkSize)
         {
-            OpenSmallStreamFile(entry, source, target);
+            OpenSmallStreamFile(entry, source, target, directories);
             return;
         }
         using var handle = File.OpenHandle(source, FileMode.Open, FileAccess.Read, FileShare.Read);
@@ -362,9 +363,10 @@ public sealed class SealedCheckpoint : IDisposable
     /// <summary>
     /// A stream file of one record into a new private file, with six system calls: open, one read of the whole file,
     /// close; create, one write, close. Through FileStream it took ~14 (locks, file-system and seek probes), and a
-    /// process tree has ~600 such files; the checks are <see cref="SealedFileIO"/>'s.
+    /// process tree has ~600 such files; the checks are <see cref="SealedFileIO"/>'s. Opened relative to the pass's
+    /// <paramref name="directories"/> when there are any.
     /// </summary>
-    private unsafe void OpenSmallStreamFile(FileEntry entry, string source, string target)
+    private unsafe void OpenSmallStreamFile(FileEntry entry, string source, string target, PassDirectories? directories)
     {
         int size = (int)entry.Size!.Value;
         int sealedSize = SealedFile.HeaderSize + size + SealedFile.TagSize;
@@ -373,14 +375,15 @@ public sealed class SealedCheckpoint : IDisposable
         byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(length);
         try
         {
-            int got = ReadUpTo(source, buffer.AsSpan(0, sealedSize + 1));
+            int got = ReadUpTo(source, directories?.OpenSource(entry.Name) ?? Posix.Open(source, Posix.O_RDONLY | Posix.O_CLOEXEC), buffer.AsSpan(0, sealedSize + 1));
             if (got < SealedFile.HeaderSize) throw new IntegrityException($"'{entry.Name}' is truncated (no complete header)");
             byte[] headerBytes = buffer[..SealedFile.HeaderSize];
             var header = CheckHeader(headerBytes, entry);
             var plaintext = buffer.AsSpan(sealedSize + 1, size);
             using (var cipher = SealedFile.CreateCipher(_dataKey, header, entry.Name))
                 SealedFileIO.OpenSingleRecord(buffer.AsSpan(SealedFile.HeaderSize, got - SealedFile.HeaderSize), headerBytes, entry.Name, entry.Digest!, cipher, plaintext);
-            int fd = Posix.Open(target, Posix.O_WRONLY | Posix.O_CREAT | Posix.O_EXCL | Posix.O_CLOEXEC, 0x180 /* 0600 */);
+            const int create = Posix.O_WRONLY | Posix.O_CREAT | Posix.O_EXCL | Posix.O_CLOEXEC | Posix.O_NOFOLLOW;
+            int fd = directories?.CreateDestination(entry.Name, create) ?? Posix.Open(target, create, 0x180 /* 0600 */);
             if (fd < 0) throw new SealpointException(ErrorKind.Io, $"cannot create {target}: {Posix.ErrorText(Posix.Errno)}", "check the output folder");
             try
             {
@@ -402,14 +405,14 @@ public sealed class SealedCheckpoint : IDisposable
         }
     }
 
-    /// <summary>Reads <paramref name="path"/> from its start until <paramref name="into"/> is full or the file ends; returns the bytes read.</summary>
-    private static unsafe int ReadUpTo(string path, Span<byte> into)
+    /// <summary>Reads from the start of <paramref name="fd"/> (<paramref name="path"/>, which it closes) until <paramref name="into"/> is full or the file ends; returns the bytes read.</summary>
+    private static unsafe int ReadUpTo(string path, int fd, Span<byte> into)
     {
-        int fd = Posix.Open(path, Posix.O_RDONLY | Posix.O_CLOEXEC);
         if (fd < 0)
         {
             int errno = Posix.Errno;
             if (errno == 2 /* ENOENT */) throw new IntegrityException($"'{Path.GetFileName(path)}' listed in the envelope is missing from {Path.GetDirectoryName(path)} (deleted after sealing)");
+            if (errno == 40 /* ELOOP: O_NOFOLLOW met a link */) throw new IntegrityException($"'{Path.GetFileName(path)}' in {Path.GetDirectoryName(path)} was replaced by a symbolic link after the listing check");
             throw new SealpointException(ErrorKind.Io, $"cannot open {path}: {Posix.ErrorText(errno)}", "check the path and permissions");
         }
         try
@@ -427,6 +430,35 @@ public sealed class SealedCheckpoint : IDisposable
             return got;
         }
         finally { Posix.Close(fd); }
+    }
+
+    /// <summary>
+    /// The sealed directory and the destination of one pass over the files, each opened once, so that each small file
+    /// is opened by its name relative to them (openat) instead of its path being walked from / twice per file (a
+    /// staging path has 10-15 components, and a process tree ~600 small files). Names are single path segments
+    /// (the envelope's validation); neither open follows a symbolic link.
+    /// </summary>
+    private sealed class PassDirectories : IDisposable
+    {
+        private readonly int _source, _destination;
+
+        public PassDirectories(string source, string? destination)
+        {
+            _source = Posix.Open(source, Posix.O_RDONLY | Posix.O_DIRECTORY | Posix.O_CLOEXEC);
+            _destination = destination is null ? -1 : Posix.Open(destination, Posix.O_RDONLY | Posix.O_DIRECTORY | Posix.O_CLOEXEC);
+        }
+
+        /// <summary>A descriptor to read the sealed file from, or null when its directory could not be opened (the caller opens the path).</summary>
+        public int? OpenSource(string name) => _source < 0 ? null : Posix.OpenAt(_source, name, Posix.O_RDONLY | Posix.O_CLOEXEC | Posix.O_NOFOLLOW);
+
+        /// <summary>A new private (0600) destination file, or null when there is no destination directory open.</summary>
+        public int? CreateDestination(string name, int flags) => _destination < 0 ? null : Posix.OpenAt(_destination, name, flags, 0x180);
+
+        public void Dispose()
+        {
+            if (_source >= 0) Posix.Close(_source);
+            if (_destination >= 0) Posix.Close(_destination);
+        }
     }
 
     public void Dispose() => CryptographicOperations.ZeroMemory(_dataKey);

@@ -17,6 +17,8 @@ internal static unsafe partial class Posix
     public const int O_CREAT = 0x40;
     public const int O_EXCL = 0x80;
     public const int O_CLOEXEC = 0x80000;
+    public const int O_DIRECTORY = 0x10000;
+    public const int O_NOFOLLOW = 0x20000;
     public const int O_NONBLOCK = 0x800;
     public const int SOL_SOCKET = 1;
     public const int SCM_RIGHTS = 1;
@@ -151,6 +153,13 @@ internal static unsafe partial class Posix
     /// <summary>open(2) with a mode, for O_CREAT.</summary>
     [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial int Open(string path, int flags, uint mode);
+
+    /// <summary>openat(2): <paramref name="path"/> relative to the directory <paramref name="directoryFd"/>.</summary>
+    [LibraryImport("libc", EntryPoint = "openat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int OpenAt(int directoryFd, string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "openat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int OpenAt(int directoryFd, string path, int flags, uint mode);
 
     [LibraryImport("libc", EntryPoint = "pread", SetLastError = true)]
     public static partial nint PRead(int fd, byte* buffer, nuint length, long offset);
