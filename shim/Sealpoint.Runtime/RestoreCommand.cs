@@ -83,21 +83,14 @@ public static class RestoreCommand
             lineage.Record(restored);
             timer.Mark("lineage");
             if (staged.Served.Count > 0) timer.Mark($"pages served, not decrypted: {string.Join(", ", staged.Served)}");
-            int status;
             if (early is not null)
             {
                 if (Environment.GetEnvironmentVariable(HoldForTestsVariable) is { } holdMs && int.TryParse(holdMs, out int ms)) Thread.Sleep(ms);
                 staged.ReleaseHeld();
-                released.Set();
-                RecordContainerLineage(args, id, restored);
-                status = early.Wait();
             }
-            else
-            {
-                released.Set();
-                RecordContainerLineage(args, id, restored);
-                status = runc.Run(arguments, whileRunning);
-            }
+            released.Set();
+            RecordContainerLineage(args, id, restored);
+            int status = early?.Wait() ?? runc.Run(arguments, whileRunning);
             timer.Mark("runc restore");
             return status == 0 ? 0 : ExplainServedFailure(staged, status);
         }

@@ -86,7 +86,7 @@ public sealed class SealedCheckpoint : IDisposable
     }
 
     /// <summary>Verifies every file completely without writing plaintext anywhere.</summary>
-    public void Verify() => ForEachFile((entry, _, _) => ProcessFile(entry, destinationDirectory: null), null);
+    public void Verify() => ForEachFile((entry, _, directories) => ProcessFile(entry, destinationDirectory: null, directories), null);
 
     /// <summary>
     /// Verifies and decrypts the whole checkpoint into <paramref name="outputDirectory"/> (missing or empty).
@@ -164,7 +164,8 @@ public sealed class SealedCheckpoint : IDisposable
     {
         var entry = Envelope.Files.FirstOrDefault(f => f.Name == name)
             ?? throw new SealpointException(ErrorKind.NotFound, $"'{name}' is not part of checkpoint {Envelope.CheckpointId}");
-        ProcessFile(entry, directory);
+        using var directories = new PassDirectories(Directory, Path.GetFullPath(directory));
+        ProcessFile(entry, directory, directories);
     }
 
     /// <summary>A verifying, decrypting stream over one sealed file (plaintext files are checked against their digest at the end).</summary>
@@ -300,7 +301,7 @@ public sealed class SealedCheckpoint : IDisposable
         }
     }
 
-    private void ProcessFile(FileEntry entry, string? destinationDirectory, PassDirectories? directories = null)
+    private void ProcessFile(FileEntry entry, string? destinationDirectory, PassDirectories directories)
     {
         string source = Path.Combine(Directory, entry.Name);
         string? target = destinationDirectory is null ? null : Path.Combine(destinationDirectory, entry.Name);
@@ -363,10 +364,10 @@ public sealed class SealedCheckpoint : IDisposable
     /// <summary>
     /// A stream file of one record into a new private file, with six system calls: open, one read of the whole file,
     /// close; create, one write, close. Through FileStream it took ~14 (locks, file-system and seek probes), and a
-    /// process tree has ~600 such files; the checks are <see cref="SealedFileIO"/>'s. Opened relative to the pass's
-    /// <paramref name="directories"/> when there are any.
+    /// process tree has ~600 such files; the checks are <see cref="SealedFileIO"/>'s. Both are opened relative to the
+    /// pass's <paramref name="directories"/> (<paramref name="source"/> and <paramref name="target"/> name them in errors).
     /// </summary>
-    private unsafe void OpenSmallStreamFile(FileEntry entry, string source, string target, PassDirectories? directories)
+    private unsafe void OpenSmallStreamFile(FileEntry entry, string source, string target, PassDirectories directories)
     {
         int size = (int)entry.Size!.Value;
         int sealedSize = SealedFile.HeaderSize + size + SealedFile.TagSize;
@@ -375,15 +376,14 @@ public sealed class SealedCheckpoint : IDisposable
         byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(length);
         try
         {
-            int got = ReadUpTo(source, directories?.OpenSource(entry.Name) ?? Posix.Open(source, Posix.O_RDONLY | Posix.O_CLOEXEC), buffer.AsSpan(0, sealedSize + 1));
+            int got = ReadUpTo(source, directories.OpenSource(entry.Name), buffer.AsSpan(0, sealedSize + 1));
             if (got < SealedFile.HeaderSize) throw new IntegrityException($"'{entry.Name}' is truncated (no complete header)");
             byte[] headerBytes = buffer[..SealedFile.HeaderSize];
             var header = CheckHeader(headerBytes, entry);
             var plaintext = buffer.AsSpan(sealedSize + 1, size);
             using (var cipher = SealedFile.CreateCipher(_dataKey, header, entry.Name))
                 SealedFileIO.OpenSingleRecord(buffer.AsSpan(SealedFile.HeaderSize, got - SealedFile.HeaderSize), headerBytes, entry.Name, entry.Digest!, cipher, plaintext);
-            const int create = Posix.O_WRONLY | Posix.O_CREAT | Posix.O_EXCL | Posix.O_CLOEXEC | Posix.O_NOFOLLOW;
-            int fd = directories?.CreateDestination(entry.Name, create) ?? Posix.Open(target, create, 0x180 /* 0600 */);
+            int fd = directories.CreateDestination(entry.Name);
             if (fd < 0) throw new SealpointException(ErrorKind.Io, $"cannot create {target}: {Posix.ErrorText(Posix.Errno)}", "check the output folder");
             try
             {
@@ -436,23 +436,36 @@ public sealed class SealedCheckpoint : IDisposable
     /// The sealed directory and the destination of one pass over the files, each opened once, so that each small file
     /// is opened by its name relative to them (openat) instead of its path being walked from / twice per file (a
     /// staging path has 10-15 components, and a process tree ~600 small files). Names are single path segments
-    /// (the envelope's validation); neither open follows a symbolic link.
+    /// (the envelope's validation); neither open follows a symbolic link. Both return -1 with errno set on failure.
     /// </summary>
     private sealed class PassDirectories : IDisposable
     {
-        private readonly int _source, _destination;
+        private readonly int _source, _destination = -1;
 
         public PassDirectories(string source, string? destination)
         {
-            _source = Posix.Open(source, Posix.O_RDONLY | Posix.O_DIRECTORY | Posix.O_CLOEXEC);
-            _destination = destination is null ? -1 : Posix.Open(destination, Posix.O_RDONLY | Posix.O_DIRECTORY | Posix.O_CLOEXEC);
+            _source = OpenDirectory(source);
+            try { if (destination is not null) _destination = OpenDirectory(destination); }
+            catch
+            {
+                Posix.Close(_source);
+                throw;
+            }
         }
 
-        /// <summary>A descriptor to read the sealed file from, or null when its directory could not be opened (the caller opens the path).</summary>
-        public int? OpenSource(string name) => _source < 0 ? null : Posix.OpenAt(_source, name, Posix.O_RDONLY | Posix.O_CLOEXEC | Posix.O_NOFOLLOW);
+        private static int OpenDirectory(string path)
+        {
+            int fd = Posix.Open(path, Posix.O_RDONLY | Posix.O_DIRECTORY | Posix.O_CLOEXEC);
+            if (fd < 0) throw new SealpointException(ErrorKind.Io, $"cannot open the folder {path}: {Posix.ErrorText(Posix.Errno)}", "check the path and permissions");
+            return fd;
+        }
 
-        /// <summary>A new private (0600) destination file, or null when there is no destination directory open.</summary>
-        public int? CreateDestination(string name, int flags) => _destination < 0 ? null : Posix.OpenAt(_destination, name, flags, 0x180);
+        /// <summary>The sealed file, to read.</summary>
+        public int OpenSource(string name) => Posix.OpenAt(_source, name, Posix.O_RDONLY | Posix.O_CLOEXEC | Posix.O_NOFOLLOW);
+
+        /// <summary>A new private (0600) destination file, to write; fails if the name exists.</summary>
+        public int CreateDestination(string name) =>
+            Posix.OpenAt(_destination, name, Posix.O_WRONLY | Posix.O_CREAT | Posix.O_EXCL | Posix.O_CLOEXEC | Posix.O_NOFOLLOW, 0x180 /* 0600 */);
 
         public void Dispose()
         {

@@ -150,10 +150,6 @@ internal static unsafe partial class Posix
     [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial int Open(string path, int flags);
 
-    /// <summary>open(2) with a mode, for O_CREAT.</summary>
-    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    public static partial int Open(string path, int flags, uint mode);
-
     /// <summary>openat(2): <paramref name="path"/> relative to the directory <paramref name="directoryFd"/>.</summary>
     [LibraryImport("libc", EntryPoint = "openat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial int OpenAt(int directoryFd, string path, int flags);
