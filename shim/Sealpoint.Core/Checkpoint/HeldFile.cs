@@ -118,6 +118,12 @@ public sealed class HeldFile : IDisposable
             waitingForReader = !_readerArrived;
             if (waitingForReader) _disposed = true;
         }
+        // Unreleased, a reader that opens from now on finds no file: the link goes first, before the writer stops
+        // waiting, and before the fd number it names can be reused. Released, the path is the content's file, which
+        // the caller's staging wipe removes.
+        bool materialized;
+        lock (_lock) materialized = _materialized;
+        if (!materialized) File.Delete(Path);
         _released.Set();
         int unblock = -1;
         if (waitingForReader) unblock = Posix.Open(_pipe, Posix.O_RDONLY | Posix.O_NONBLOCK | Posix.O_CLOEXEC);
@@ -129,11 +135,25 @@ public sealed class HeldFile : IDisposable
             if (_content is not null) CryptographicOperations.ZeroMemory(_content);
             _content = null;
         }
-        // Unreleased, a reader that opens from now on finds no file; the link goes before the fd number it names can
-        // be reused. Released, the path is the content's file, which the caller's staging wipe removes.
-        if (!_materialized) File.Delete(Path);
         Posix.Close(_pathHandle);
         _pathHandle = -1;
+        if (waitingForReader) EndLateReaders();
         _released.Dispose();
+    }
+
+    /// <summary>
+    /// A reader that followed the link just before it went can reach the pipe's open after the writer has gone, and a
+    /// pipe's open waits for a writer: for ever, while this process waits for that reader (seen once in ~10 restores
+    /// failing at once under load). A writer's non-blocking open succeeds exactly when a reader is there or waiting, and
+    /// closing it gives that reader end of file. Tried a few times, for a reader still inside its open call.
+    /// </summary>
+    private void EndLateReaders()
+    {
+        for (int attempt = 0; attempt < 5; attempt++)
+        {
+            if (attempt > 0) Thread.Sleep(2);
+            int late = Posix.Open(_pipe, Posix.O_WRONLY | Posix.O_NONBLOCK | Posix.O_CLOEXEC);
+            if (late >= 0) Posix.Close(late);
+        }
     }
 }
