@@ -14,13 +14,23 @@ public sealed class FollowingSealerTests(TestPki pki) : IClassFixture<TestPki>, 
 
     private SealOptions Options => new() { Recipients = [pki.Recipient("node-a")], Sync = false };
 
-    /// <summary>Appends <paramref name="total"/> random bytes to <paramref name="path"/> in uneven pieces, as a dump would.</summary>
-    private static async Task AppendSlowly(string path, int total, int seed)
+    /// <summary>
+    /// Appends <paramref name="total"/> random bytes to <paramref name="path"/> in uneven pieces, as a dump would. Past
+    /// half of it, waits (up to 30 s) until <paramref name="caughtUp"/> holds: the follower runs at the lowest priority,
+    /// and on a loaded machine the whole file could otherwise be written before it ever ran.
+    /// </summary>
+    private static async Task AppendSlowly(string path, int total, int seed, Func<bool>? caughtUp = null)
     {
         var random = new Random(seed);
         await using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.ReadWrite, 1);
+        bool waited = caughtUp is null;
         for (int written = 0; written < total;)
         {
+            if (!waited && written >= total / 2)
+            {
+                for (var deadline = DateTime.UtcNow.AddSeconds(30); !caughtUp!() && DateTime.UtcNow < deadline;) await Task.Delay(10);
+                waited = true;
+            }
             byte[] piece = RandomNumberGenerator.GetBytes(Math.Min(total - written, random.Next(1, 700_000)));
             await file.WriteAsync(piece);
             await file.FlushAsync();
@@ -40,7 +50,7 @@ public sealed class FollowingSealerTests(TestPki pki) : IClassFixture<TestPki>, 
             // Two page images grow at once (one not a whole number of pages), while small images come and go.
             var writers = new[]
             {
-                AppendSlowly(Path.Combine(src, "pages-1.img"), 9 << 20, 1),
+                AppendSlowly(Path.Combine(src, "pages-1.img"), 9 << 20, 1, () => sealer.SealedWhileFollowingSoFar() >= 1 << 20),
                 AppendSlowly(Path.Combine(src, "pages-2.img"), (3 << 20) + 1234, 2),
             };
             File.WriteAllBytes(Path.Combine(src, "core-1.img"), RandomNumberGenerator.GetBytes(300));
