@@ -30,5 +30,5 @@ public class OciException(OciErrorKind kind, string problem, string? fix = null,
     /// <summary>Retrying the same request may succeed (connection lost, 5xx, 429, timeout).</summary>
     public bool Transient { get; init; }
 
-    public string Describe() => Fix is null ? Message : $"{Message}. Fix: {Fix}";
+    public string Describe() => Fix is null ? Message : $"{Message.TrimEnd('.')}. Fix: {Fix}";
 }

@@ -33,8 +33,9 @@ public class SealpointException : Exception
 
     public int ExitCode => (int)Kind;
 
-    /// <summary>One line for a user: the problem, then the fix.</summary>
-    public string Describe() => Fix is null ? Message : $"{Message}. Fix: {Fix}";
+    /// <summary>One line for a user: the problem, then the fix (one full stop between them, also when the problem quotes a
+    /// framework message that ends with its own).</summary>
+    public string Describe() => Fix is null ? Message : $"{Message.TrimEnd('.')}. Fix: {Fix}";
 }
 
 public sealed class IntegrityException(string problem, string? fix = null)

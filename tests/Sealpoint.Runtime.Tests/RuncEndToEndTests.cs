@@ -279,6 +279,15 @@ public sealed class RuncEndToEndTests : IDisposable
         File.Delete(Path.Combine(image, "sealpoint.envelope"));
         AssertRestoreRefused(bundle, image, "sealpoint.envelope is missing");
 
+        // An envelope whose JSON line is not JSON: refused in the JSON reader's own words, not a resource key
+        // ("ExpectedStartOfPropertyNotFound"), which is what the runtime printed with UseSystemResourceKeys set.
+        CopyOver(pristine, image);
+        string envelope = Path.Combine(image, "sealpoint.envelope");
+        string[] lines = File.ReadAllLines(envelope);
+        lines[1] = "{x";
+        File.WriteAllLines(envelope, lines);
+        AssertRestoreRefused(bundle, image, "'x' is an invalid start of a property name");
+
         // The intact copy still restores: nothing was lost.
         RestoreAndContinue(_node.Runtime, bundle, pristine, counter);
     }
@@ -385,7 +394,8 @@ public sealed class RuncEndToEndTests : IDisposable
     {
         var r = Call(_node.Runtime, bundle, "restore", "--detach", "--bundle", bundle.Dir, "--image-path", image, bundle.Id);
         Assert.NotEqual(0, r.ExitCode);
-        Assert.Contains(expected, r.StandardError);
+        Assert.True(r.StandardError.Contains(expected, StringComparison.Ordinal), $"'{expected}' not in the runtime's error output:\n{r.StandardError}");
+        Assert.DoesNotContain(".. Fix:", r.StandardError);
         Assert.Null(bundle.Status());
         _node.AssertStagingEmpty();
     }
