@@ -63,6 +63,31 @@ public sealed partial class BenchSmokeTests
         Assert.False(Directory.Exists(work.Groups[1].Value), $"{work.Groups[1].Value} was left behind");
     }
 
+    /// <summary>
+    /// The stream-floor command (tests/Sealpoint.Bench/stream-floor) restores a small tree once each way, from files,
+    /// through CRIU's --stream protocol from its C streamer, and with the fresh build's `sealpoint restore`, and prints
+    /// three medians; it leaves no folder in /dev/shm. Times are printed, never asserted.
+    /// </summary>
+    [Fact]
+    public void StreamFloor_RestoresTheTreeThreeWays_AndCleansUp()
+    {
+        Tools.RequireRoot();
+        static string[] Leftovers() => Directory.GetDirectories("/dev/shm", "sealpoint-stream-floor.*");
+        var before = Leftovers();
+        var run = ProcessRunner.Run("bash", [Path.Combine(RepoPaths.Root, "tests", "Sealpoint.Bench", "stream-floor", "run.sh"), "5", "1"],
+            new RunOptions
+            {
+                Timeout = TimeSpan.FromMinutes(3),
+                FailureHint = "read run.sh's message above",
+                Environment = new Dictionary<string, string?> { ["SEALPOINT_CLI"] = RepoPaths.Program("Sealpoint.Cli"), ["SEALPOINT_CRIU"] = Tools.Require("criu") },
+            });
+        Assert.Matches(new Regex(@"^medians: plain [0-9.]+ ms; stream \(the protocol alone\) [0-9.]+ ms, [0-9.]+x plain; sealpoint restore [0-9.]+ ms, [0-9.]+x plain$",
+            RegexOptions.Multiline), run.StandardOutput);
+        foreach (var way in new[] { "plain", "stream", "sealpoint" })
+            Assert.Matches(new Regex($@"^  {way} [0-9]+ ms$", RegexOptions.Multiline), run.StandardOutput);
+        Assert.Equal(before, Leftovers());
+    }
+
     private const string Time = @"[0-9]+(\.[0-9]+)? (µs|ms|s)";
     private const string Ratio = @"[0-9]+(\.[0-9]+)?×";
 
