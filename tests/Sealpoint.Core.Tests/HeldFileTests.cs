@@ -75,12 +75,33 @@ public sealed class HeldFileTests
         var (dir, held) = NewHeld();
         using var _ = dir;
         var reader = Task.Run(() => File.ReadAllBytes(held.Path));
-        await Task.Delay(300);
+        // At the pipe for certain, not merely started: under load a reader that had not yet opened the link when the
+        // hold ended found no file (the test's "later one"), and this test failed in a CI run.
+        await WaitUntilAReaderIsAtThePipe(dir.File("0.pipe"));
         Assert.False(reader.IsCompleted);
         held.Dispose();
         Assert.Empty(await reader.WaitAsync(Patience));
         Assert.False(File.Exists(held.Path));
         Assert.Null(new FileInfo(held.Path).LinkTarget);
+    }
+
+    /// <summary>
+    /// A reader's open of the link returns only together with the held file's writer's open of the pipe, so both their
+    /// handles, beside the held file's own O_PATH handle, show in this process's fd table: three handles on the pipe.
+    /// </summary>
+    private static async Task WaitUntilAReaderIsAtThePipe(string pipe)
+    {
+        static int HandlesOn(string pipe) => Directory.GetFiles("/proc/self/fd").Count(fd =>
+        {
+            try { return new FileInfo(fd).LinkTarget == pipe; }
+            catch (IOException) { return false; } // closed while listed
+        });
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (HandlesOn(pipe) < 3)
+        {
+            if (clock.Elapsed > Patience) throw new TimeoutException($"no reader reached {pipe} in {Patience.TotalSeconds} s");
+            await Task.Delay(10);
+        }
     }
 
     [Fact]
