@@ -5,7 +5,7 @@
 #   bash packaging/publish.sh DEST
 #
 #   DEST/cli/sealpoint             framework-dependent ReadyToRun, tiered compilation off
-#   DEST/runtime/sealpoint-runc-core   self-contained, one composite ReadyToRun image, tiered compilation on
+#   DEST/runtime/sealpoint-runc-core   self-contained, one composite ReadyToRun image, tiered compilation off
 #   DEST/hook/sealpoint-hook       framework-dependent ReadyToRun (small, off the checkpoint path)
 #   DEST/sealpoint, DEST/sealpoint-runc-core, DEST/sealpoint-hook   links into those folders
 #   DEST/sealpoint-runc            the C launcher (gcc); it runs sealpoint-runc-core from its own folder
@@ -15,12 +15,8 @@
 # framework-dependent, ~60 composite). Why not for the CLI: the composite image's code pages count in the streamer's
 # peak RSS (VmHWM), +8 MB, and a dump of a process tree then went over the 64 MiB bound issue #5 sets (68.7 MiB in
 # a CI run), although a 1 GiB 'sealpoint dump' was 55-115 ms faster with it (docs/benchmarks.md, "Night").
-# The composite image costs ~95 MB of disk for the runtime.
-# Tiered compilation: off for the CLI (no second compile of hot methods on a core a streamed dump needs); on for the
-# runtime, where what is still JIT-compiled (~40 methods a restore: generic instantiations, P/Invoke handles) is on
-# the restore's critical path and a quick first compile beats a fully optimised one: a 100-process container restore
-# 15-46 ms faster and its checkpoint ~60 ms faster, 1 GiB unchanged (docs/benchmarks.md, "Tiered compilation for the
-# runtime").
+# Tiered compilation off: no second compile of hot methods on a core the checkpoint needs. Costs ~95 MB of disk for
+# the runtime.
 set -euo pipefail
 
 dest=${1:?usage: publish.sh DEST}
@@ -30,7 +26,7 @@ die() { echo "publish.sh: $1. Fix: $2" >&2; exit 1; }
 command -v dotnet >/dev/null || die "dotnet not found" "install the .NET 10 SDK (dotnet) and put it on PATH"
 command -v gcc >/dev/null || die "gcc not found" "apt-get install gcc (it builds the sealpoint-runc launcher)"
 
-composite=(--self-contained true -p:PublishReadyToRun=true -p:PublishReadyToRunComposite=true)
+composite=(--self-contained true -p:PublishReadyToRun=true -p:PublishReadyToRunComposite=true -p:TieredCompilation=false)
 shared=(--self-contained false -p:PublishReadyToRun=true -p:TieredCompilation=false)
 hook=(--self-contained false -p:PublishReadyToRun=true)
 mkdir -p "$dest"

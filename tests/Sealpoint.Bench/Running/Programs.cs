@@ -36,7 +36,7 @@ public sealed record Programs(string Cli, string? RuntimeLauncher, string? Runti
         string cli = Path.Combine(dir, "sealpoint"), launcher = Path.Combine(dir, "sealpoint-runc");
         if (!File.Exists(cli) || !File.Exists(launcher))
             throw new InvalidOperationException($"packaging/publish.sh produced no {cli} or {launcher}");
-        return new Programs(cli, launcher, null, "published from this source by packaging/publish.sh, as packaging/install.sh installs them (CLI framework-dependent ReadyToRun without tiered compilation; runtime self-contained composite ReadyToRun with it)");
+        return new Programs(cli, launcher, null, "published from this source by packaging/publish.sh, as packaging/install.sh installs them (CLI framework-dependent ReadyToRun, runtime self-contained composite ReadyToRun, tiered compilation off)");
     }
 
     /// <summary>Adds the OpenSSL the programs run on, as `sealpoint --version` reports it (the baselines' `openssl`
