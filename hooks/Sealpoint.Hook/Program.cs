@@ -26,6 +26,6 @@ catch (SealpointException e)
 }
 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
 {
-    Console.Error.WriteLine($"sealpoint-hook: {e.Message.TrimEnd('.')}. Fix: check the paths and permissions named");
+    Console.Error.WriteLine($"sealpoint-hook: {SealpointException.WithFix(e.Message, "check the paths and permissions named")}");
     return (int)ErrorKind.Io;
 }

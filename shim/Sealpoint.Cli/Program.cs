@@ -70,7 +70,7 @@ public static class Program
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            stderr.WriteLine($"sealpoint: {e.Message.TrimEnd('.')}. Fix: check the path, free space and permissions");
+            stderr.WriteLine($"sealpoint: {SealpointException.WithFix(e.Message, "check the path, free space and permissions")}");
             return (int)ErrorKind.Io;
         }
     }

@@ -33,9 +33,14 @@ public class SealpointException : Exception
 
     public int ExitCode => (int)Kind;
 
-    /// <summary>One line for a user: the problem, then the fix (one full stop between them, also when the problem quotes a
-    /// framework message that ends with its own).</summary>
-    public string Describe() => Fix is null ? Message : $"{Message.TrimEnd('.')}. Fix: {Fix}";
+    /// <summary>One line for a user: the problem, then the fix.</summary>
+    public string Describe() => Fix is null ? Message : WithFix(Message, Fix);
+
+    /// <summary>
+    /// "PROBLEM. Fix: FIX", with one full stop between them also when the problem quotes a framework message that ends
+    /// with its own; for every program's last-resort catch as well.
+    /// </summary>
+    public static string WithFix(string problem, string fix) => $"{problem.TrimEnd('.')}. Fix: {fix}";
 }
 
 public sealed class IntegrityException(string problem, string? fix = null)

@@ -31,7 +31,7 @@ catch (SealpointException e)
 }
 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
 {
-    RuncLog.Error(parsed, $"{e.Message.TrimEnd('.')}. Fix: check the paths and permissions named");
+    RuncLog.Error(parsed, SealpointException.WithFix(e.Message, "check the paths and permissions named"));
     return (int)ErrorKind.Io;
 }
 
